@@ -1,0 +1,5 @@
+import sys
+
+from dnsrewrite.cli import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""The protocol gate and rcode table: query bytes -> reply bytes.
+
+Every protocol check happens here, in one ordered table, before any data is
+looked up (NSD `query.c`). Each row cites the rule it follows. Nothing raised
+below escapes: undecodable bytes are dropped or get FORMERR, and a failure
+while answering gets SERVFAIL and counts a panic, never a dead server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from dnsrewrite.cluster import ClusterView
+from dnsrewrite.config import Config, is_reverse_zone
+from dnsrewrite.records import Question, Resolver, Settings
+from dnsrewrite.wire import (
+    AXFR,
+    BADVERS,
+    CLASS_IN,
+    FORMERR,
+    IXFR,
+    NOTIMP,
+    OPCODE_QUERY,
+    REFUSED,
+    SERVFAIL,
+    TCP_LIMIT,
+    Drop,
+    FormErr,
+    Header,
+    encode_reply,
+    error_reply,
+    lower,
+    read_edns,
+    read_header,
+    read_question,
+    udp_limit,
+)
+
+log = logging.getLogger(__name__)
+
+
+def settings_from(cfg: Config) -> Settings:
+    ns_name = tuple(cfg.nameserver.name.rstrip(".").lower().split(".")) if cfg.nameserver.name else None
+    return Settings(
+        cluster_zone=tuple(cfg.cluster_domain.split(".")),
+        ttl=cfg.ttl_s,
+        rewrite_ttl=cfg.rewrite.ttl_s,
+        ns_name=ns_name,
+        ns_addresses=cfg.nameserver.addresses,
+    )
+
+
+class Zones:
+    """Longest-suffix zone matching on label boundaries (CoreDNS server.go)."""
+
+    def __init__(self, zones: tuple[str, ...]) -> None:
+        self._zones = sorted(
+            ((tuple(z.split(".")), is_reverse_zone(z)) for z in zones),
+            key=lambda item: -len(item[0]),
+        )
+
+    def match(self, labels: tuple[str, ...]) -> tuple[int, bool] | None:
+        """(zone size in labels, is reverse) of the closest enclosing zone, or None."""
+        for zone, reverse in self._zones:
+            if labels[len(labels) - len(zone) :] == zone and len(labels) >= len(zone):
+                return len(zone), reverse
+        return None
+
+
+class Answerer:
+    """Answers one query at a time against the view given by `get_view`."""
+
+    def __init__(self, cfg: Config, get_view: Callable[[], ClusterView]) -> None:
+        self.payload = cfg.edns_udp_payload
+        self.zones = Zones(cfg.zones)
+        self.resolver = Resolver(settings_from(cfg))
+        self.get_view = get_view
+        self.panics = 0
+
+    def answer(self, packet: bytes, tcp: bool = False) -> bytes | None:
+        """The reply to `packet`, or None to send nothing."""
+        try:
+            header = read_header(packet)
+        except Drop:
+            return None  # RFC 1035: fewer than 12 bytes or QR=1 has nobody to answer
+        try:
+            return self._answer(packet, header, tcp)
+        except FormErr:
+            return error_reply(header, FORMERR)
+        except Exception:
+            self.panics += 1
+            log.exception("internal error while answering; replying SERVFAIL")
+            return error_reply(header, SERVFAIL)
+
+    def _answer(self, packet: bytes, header: Header, tcp: bool) -> bytes:
+        if header.opcode != OPCODE_QUERY:
+            return error_reply(header, NOTIMP)  # RFC 1035 §4.1.1, RFC 8906 §3.1.4
+        if header.qdcount != 1 or header.ancount or header.nscount:
+            return error_reply(header, FORMERR)  # RFC 1035 §4.1.2; RFC 8906 §3.1.3
+        question = read_question(packet)
+        edns = read_edns(packet, header, question.end)  # FormErr: RFC 6891 §6.1.1
+        payload = self.payload
+        if question.qclass != CLASS_IN:
+            return error_reply(header, REFUSED, question, edns, payload)  # only IN is served
+        if edns is not None and edns.version > 0:
+            return error_reply(header, BADVERS, question, edns, payload)  # RFC 6891 §6.1.3
+        labels = lower(question.labels)
+        zone = self.zones.match(labels)
+        if zone is None:
+            # Out of our zones, the root NS health check of CoreDNS `forward`
+            # included: REFUSED, RA=0, no referral (RFC 8906 §3.1.5; never recursion).
+            return error_reply(header, REFUSED, question, edns, payload)
+        if question.qtype in (AXFR, IXFR):
+            return error_reply(header, REFUSED, question, edns, payload)  # no zone transfers
+        zone_size, reverse = zone
+        q = Question(question.labels, labels, question.qtype, zone_size, reverse)
+        reply = self.resolver.resolve(self.get_view(), q)
+        limit = TCP_LIMIT if tcp else udp_limit(edns, payload)
+        return encode_reply(header, question, reply, edns, payload, limit)

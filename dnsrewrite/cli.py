@@ -1,0 +1,112 @@
+"""Command line: `dnsrewrite serve | check-config`.
+
+Flags override the config file through the same validation, so an error
+names the same key whether it came from the file or a flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from dnsrewrite import clusterfile, config, logs
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="YAML config file (see config/)")
+    parser.add_argument("--listen", action="append", metavar="HOST:PORT",
+                        help="serve UDP and TCP here (repeatable; default 127.0.0.1:5353)")
+    parser.add_argument("--cluster-file", metavar="PATH",
+                        help="serve the objects in this kubectl -o yaml/json snapshot")
+    parser.add_argument("--zone", action="append", metavar="ZONE",
+                        help="zone to serve (repeatable; default cluster.local in-addr.arpa "
+                             "ip6.arpa)")
+    parser.add_argument("--gateway", metavar="NAMESPACE/NAME",
+                        help="gateway Service whose ClusterIPs answer for enrolled Services")
+    parser.add_argument("--enroll-selector", metavar="SELECTOR",
+                        help="namespace label selector that enrolls (default "
+                             "dnsrewrite.io/enroll=true)")
+    parser.add_argument("--ttl", type=int, metavar="SECONDS", help="record TTL (0-3600)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    mapping = {
+        "listen": args.listen,
+        "cluster_file": args.cluster_file,
+        "zones": args.zone,
+        "rewrite.gateway": args.gateway,
+        "rewrite.enroll_selector": args.enroll_selector,
+        "ttl_s": args.ttl,
+    }
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dnsrewrite",
+        description="Authoritative cluster.local DNS that answers enrolled Services with the "
+                    "mesh gateway's VIP and everything else as CoreDNS would.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the DNS server in the foreground")
+    _add_config_flags(serve)
+    check = commands.add_parser("check-config",
+                                help="validate the config (and cluster file) and exit")
+    _add_config_flags(check)
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> config.Config:
+    try:
+        return config.load(args.config, _overrides(args))
+    except config.ConfigError as err:
+        print(f"dnsrewrite: config error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    if cfg.cluster_file:
+        try:
+            snapshot = clusterfile.load(cfg.cluster_file)
+        except clusterfile.ClusterFileError as err:
+            print(f"dnsrewrite: {err}", file=sys.stderr)
+            return 2
+        for reason in snapshot.skipped:
+            print(f"skipped: {reason}", file=sys.stderr)
+        print(f"cluster file: {len(snapshot.namespaces)} namespaces, {len(snapshot.services)} "
+              f"services, {len(snapshot.slices)} endpointslices")
+    print("config ok")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    logs.setup(cfg.log_format, cfg.log_level)
+    if not cfg.cluster_file:
+        print("dnsrewrite: no data source: give --cluster-file or cluster_file in the config",
+              file=sys.stderr)
+        return 2
+    from dnsrewrite.app import App
+
+    async def main() -> None:
+        await App(cfg).run()
+
+    try:
+        asyncio.run(main())
+    except OSError as err:
+        print(f"dnsrewrite: cannot listen: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"serve": cmd_serve, "check-config": cmd_check_config}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The published, immutable view of the cluster, and its single writer.
+
+`ClusterView` is what queries read: one attribute load gives a consistent
+snapshot, never half an update (Knot's pointer swap). `ClusterBuilder` owns
+the mutable store of model objects; `publish()` turns the changes since the
+last publish into a new view, re-deriving only the Services, namespaces and
+reverse entries that changed, so a change costs work proportional to its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from dnsrewrite.model import EndpointSlice, Namespace, Port, Service
+from dnsrewrite.policy import Decision, PolicyInputs
+
+ServiceKey = tuple[str, str]  # (namespace, name)
+
+
+def endpoint_label(ip: str) -> str:
+    """The endpoint name CoreDNS derives from an IP: dots or colons to dashes.
+
+    IPv6 uses the compressed form, and a trailing dash becomes "-0"
+    (`plugin/kubernetes/kubernetes.go` endpointHostname).
+    """
+    if ":" in ip:
+        label = ip.replace(":", "-")
+        return label + "0" if label.endswith("-") else label
+    return ip.replace(".", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One ready endpoint address of one EndpointSlice, as DNS names it."""
+
+    label: str  # hostname, or the dashed IP
+    ip: str
+    ports: tuple[Port, ...]  # the slice's ports
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntry:
+    service: Service
+    targets: tuple[Target, ...]  # ready (or publish-not-ready) endpoint addresses
+    decision: Decision
+
+    @property
+    def key(self) -> ServiceKey:
+        return (self.service.namespace, self.service.name)
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    namespaces: Mapping[str, Namespace] = field(default_factory=dict)
+    services: Mapping[ServiceKey, ServiceEntry] = field(default_factory=dict)
+    # IP text -> PTR targets as label tuples relative to the cluster domain.
+    reverse: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    generation: int = 0
+    serial: int = 0  # SOA serial: unix time of the last change, as CoreDNS
+    updated_at: float = 0.0
+    synced: bool = False
+
+
+def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[Target, ...]:
+    targets = []
+    for slice_ in slices:
+        for endpoint in slice_.endpoints:
+            if not (endpoint.ready or service.publish_not_ready):
+                continue
+            for ip in endpoint.addresses:
+                targets.append(Target(endpoint.hostname or endpoint_label(ip), ip, slice_.ports))
+    return tuple(targets)
+
+
+class ClusterBuilder:
+    """Single writer: apply changes, then `publish()` a new immutable view.
+
+    `decide` computes the rewrite decision of a Service; it is re-run for the
+    Services whose inputs changed (the Service, its namespace, the gateway).
+    """
+
+    def __init__(
+        self,
+        decide: Callable[[PolicyInputs], Decision],
+        global_keys: Callable[[], Iterable[ServiceKey]] = tuple,
+    ) -> None:
+        """`global_keys` names the Services (the gateways) whose change can
+        alter every decision: touching one re-derives everything."""
+        self._decide = decide
+        self._global_keys = global_keys
+        self.namespaces: dict[str, Namespace] = {}
+        self.services: dict[ServiceKey, Service] = {}
+        self.slices: dict[ServiceKey, dict[str, EndpointSlice]] = {}
+        self._slice_owner: dict[tuple[str, str], ServiceKey] = {}  # (ns, slice) -> service
+        self._view = ClusterView()
+        self._dirty_services: set[ServiceKey] = set()
+        self._dirty_namespaces: set[str] = set()
+        self._everything_dirty = True
+        self._keys_by_namespace: dict[str, set[ServiceKey]] = {}
+        self._ip_owners: dict[str, set[ServiceKey]] = {}  # IP -> Services holding it
+        self.synced = False
+
+    @property
+    def view(self) -> ClusterView:
+        return self._view
+
+    # --- changes -------------------------------------------------------------
+    def set_namespace(self, namespace: Namespace) -> None:
+        self.namespaces[namespace.name] = namespace
+        self._dirty_namespaces.add(namespace.name)
+
+    def delete_namespace(self, name: str) -> None:
+        if self.namespaces.pop(name, None) is not None:
+            self._dirty_namespaces.add(name)
+
+    def set_service(self, service: Service) -> None:
+        key = (service.namespace, service.name)
+        self.services[key] = service
+        self._keys_by_namespace.setdefault(key[0], set()).add(key)
+        self._dirty_services.add(key)
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        if self.services.pop(key, None) is not None:
+            self._keys_by_namespace.get(namespace, set()).discard(key)
+            self._dirty_services.add(key)
+
+    def set_slice(self, slice_: EndpointSlice) -> None:
+        self.delete_slice(slice_.namespace, slice_.name)
+        key = (slice_.namespace, slice_.service_name)
+        self.slices.setdefault(key, {})[slice_.name] = slice_
+        self._slice_owner[(slice_.namespace, slice_.name)] = key
+        self._dirty_services.add(key)
+
+    def delete_slice(self, namespace: str, name: str) -> None:
+        key = self._slice_owner.pop((namespace, name), None)
+        if key is None:
+            return
+        owned = self.slices.get(key, {})
+        owned.pop(name, None)
+        if not owned:
+            self.slices.pop(key, None)
+        self._dirty_services.add(key)
+
+    def replace_all(
+        self,
+        namespaces: Iterable[Namespace] | None = None,
+        services: Iterable[Service] | None = None,
+        slices: Iterable[EndpointSlice] | None = None,
+    ) -> None:
+        """Replace whole kinds (a relist or a reloaded file): absent objects are deleted."""
+        if namespaces is not None:
+            self.namespaces = {ns.name: ns for ns in namespaces}
+        if services is not None:
+            self.services, self._keys_by_namespace = {}, {}
+            for service in services:
+                self.set_service(service)
+        if slices is not None:
+            self.slices, self._slice_owner = {}, {}
+            for slice_ in slices:
+                self.set_slice(slice_)
+        self.mark_all_dirty()
+
+    def mark_all_dirty(self) -> None:
+        """Re-derive everything at the next publish (new policy, gateway change)."""
+        self._everything_dirty = True
+
+    def mark_namespaces_dirty(self, names: Iterable[str]) -> None:
+        self._dirty_namespaces.update(names)
+
+    # --- publishing ----------------------------------------------------------
+    def pending(self) -> bool:
+        return bool(self._everything_dirty or self._dirty_services or self._dirty_namespaces)
+
+    def publish(self, now: float) -> ClusterView:
+        """Derive a new view from the changes since the last publish."""
+        old = self._view
+        if not self._everything_dirty and not self._dirty_services.isdisjoint(self._global_keys()):
+            self._everything_dirty = True
+        if self._everything_dirty:
+            dirty = set(self.services) | set(old.services)
+        else:
+            dirty = set(self._dirty_services)
+            for name in self._dirty_namespaces:
+                dirty.update(self._keys_by_namespace.get(name, ()))
+        entries = dict(old.services)
+        touched_ips: set[str] = set()
+        for key in dirty:
+            previous = entries.pop(key, None)
+            if previous is not None:
+                self._index_ips(key, previous, add=False)
+                touched_ips.update(_entry_ips(previous))
+            service = self.services.get(key)
+            if service is None or service.namespace not in self.namespaces:
+                continue
+            entry = self._derive(service)
+            entries[key] = entry
+            self._index_ips(key, entry, add=True)
+            touched_ips.update(_entry_ips(entry))
+        reverse = dict(old.reverse)
+        self._reindex(reverse, touched_ips, entries)
+        namespaces_changed = bool(self._dirty_namespaces) or self._everything_dirty
+        changed = bool(dirty) or namespaces_changed or self.synced != old.synced
+        self._view = ClusterView(
+            namespaces=dict(self.namespaces) if namespaces_changed else old.namespaces,
+            services=entries,
+            reverse=reverse,
+            generation=old.generation + 1 if changed else old.generation,
+            serial=int(now) if changed else old.serial,
+            updated_at=now if changed else old.updated_at,
+            synced=self.synced,
+        )
+        self._dirty_services.clear()
+        self._dirty_namespaces.clear()
+        self._everything_dirty = False
+        return self._view
+
+    def _derive(self, service: Service) -> ServiceEntry:
+        key = (service.namespace, service.name)
+        targets = service_targets(service, self.slices.get(key, {}).values())
+        inputs = PolicyInputs(
+            service=service,
+            namespace=self.namespaces[service.namespace],
+            services=self.services,
+            slices=self.slices,
+        )
+        return ServiceEntry(service, targets, self._decide(inputs))
+
+    def _index_ips(self, key: ServiceKey, entry: ServiceEntry, add: bool) -> None:
+        for ip in _entry_ips(entry):
+            owners = self._ip_owners.setdefault(ip, set())
+            if add:
+                owners.add(key)
+            else:
+                owners.discard(key)
+                if not owners:
+                    del self._ip_owners[ip]
+
+    def _reindex(
+        self,
+        reverse: dict[str, tuple[tuple[str, ...], ...]],
+        ips: set[str],
+        entries: Mapping[ServiceKey, ServiceEntry],
+    ) -> None:
+        """Recompute the PTR targets of `ips` (SPEC 2.3.3 and 2.4.3).
+
+        A ClusterIP answers its Service name only (the first Service, should
+        two ever share one); otherwise every Service whose endpoints hold the
+        IP contributes `<label>.<svc>.<ns>.svc`, duplicates removed.
+        """
+        for ip in ips:
+            owners = [entries[key] for key in sorted(self._ip_owners.get(ip, ()))]
+            service_names = [
+                (e.service.name, e.service.namespace, "svc")
+                for e in owners
+                if ip in e.service.cluster_ips
+            ]
+            if service_names:
+                reverse[ip] = (service_names[0],)
+                continue
+            names = {
+                (t.label, e.service.name, e.service.namespace, "svc"): None
+                for e in owners
+                for t in e.targets
+                if t.ip == ip
+            }
+            if names:
+                reverse[ip] = tuple(names)
+            else:
+                reverse.pop(ip, None)
+
+
+def _entry_ips(entry: ServiceEntry) -> set[str]:
+    return set(entry.service.cluster_ips).union(t.ip for t in entry.targets)

@@ -1,0 +1,215 @@
+"""Compact, immutable cluster objects holding only what DNS needs.
+
+Raw API dicts (camelCase JSON, as `kubectl -o yaml` and the API server give
+them) stop here: `namespace_from_api`, `service_from_api` and
+`endpoint_slice_from_api` cut them down at ingest, as CoreDNS's
+`plugin/kubernetes/object` does ("extra fields lead to OOMs"). A bad object
+raises `ModelError` with the reason; callers log it and skip the object.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# Annotations worth keeping: the rest (last-applied-configuration above all) are big.
+KEPT_ANNOTATION_PREFIXES = ("dnsrewrite.io/",)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class ModelError(ValueError):
+    """An API object that DNS cannot use; the message says why."""
+
+
+class ServiceKind(Enum):
+    CLUSTER_IP = "ClusterIP"  # includes NodePort and LoadBalancer: they answer their ClusterIP
+    HEADLESS = "Headless"
+    EXTERNAL_NAME = "ExternalName"
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str  # lowercased: SRV matching is case-insensitive
+    port: int
+    protocol: str  # "TCP", "UDP" or "SCTP"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    kind: ServiceKind
+    cluster_ips: tuple[str, ...]  # canonical text, IPv4 and IPv6
+    external_name: str | None
+    ports: tuple[Port, ...]
+    publish_not_ready: bool
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    addresses: tuple[str, ...]
+    hostname: str | None
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    namespace: str
+    name: str
+    service_name: str
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[Port, ...]
+
+
+def _metadata(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    if not isinstance(obj, Mapping):
+        raise ModelError("object is not a mapping")
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise ModelError("missing metadata")
+    name = meta.get("name")
+    if not isinstance(name, str) or not _DNS_LABEL.match(name):
+        raise ModelError(f"metadata.name {name!r} is not a DNS label")
+    return meta, name
+
+
+def _namespace_of(meta: Mapping[str, Any]) -> str:
+    namespace = meta.get("namespace")
+    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
+        raise ModelError(f"metadata.namespace {namespace!r} is not a DNS label")
+    return namespace
+
+
+def _string_map(value: Any, keep: tuple[str, ...] | None = None) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not value:
+        return _EMPTY
+    items = {
+        str(k): str(v)
+        for k, v in value.items()
+        if keep is None or str(k).startswith(keep)
+    }
+    return MappingProxyType(items) if items else _EMPTY
+
+
+def canonical_ip(text: Any) -> str:
+    """Canonical text of an IP address, or ModelError."""
+    try:
+        return str(ipaddress.ip_address(str(text).strip()))
+    except ValueError:
+        raise ModelError(f"invalid IP address {text!r}") from None
+
+
+def _ports(value: Any, where: str) -> tuple[Port, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ModelError(f"{where} is not a list")
+    ports = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise ModelError(f"{where} holds a non-mapping")
+        number = item.get("port")
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+            # An EndpointSlice port without a number means "all ports": no SRV for it.
+            continue
+        protocol = str(item.get("protocol") or "TCP").upper()
+        name = item.get("name") or ""
+        ports.append(Port(str(name).lower(), number, protocol))
+    return tuple(ports)
+
+
+def namespace_from_api(obj: Mapping[str, Any]) -> Namespace:
+    meta, name = _metadata(obj)
+    return Namespace(name, _string_map(meta.get("labels")))
+
+
+def service_from_api(obj: Mapping[str, Any]) -> Service:
+    meta, name = _metadata(obj)
+    namespace = _namespace_of(meta)
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        raise ModelError("missing spec")
+    external_name = None
+    cluster_ips: tuple[str, ...] = ()
+    if spec.get("type") == "ExternalName":
+        kind = ServiceKind.EXTERNAL_NAME
+        external_name = str(spec.get("externalName") or "").strip().rstrip(".").lower()
+        if not external_name:
+            raise ModelError("ExternalName service without spec.externalName")
+    else:
+        ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
+        if not isinstance(ips, list):
+            raise ModelError("spec.clusterIPs is not a list")
+        if ips[0] in ("None", None, ""):
+            if ips[0] != "None":
+                raise ModelError("service has no clusterIP")
+            kind = ServiceKind.HEADLESS
+        else:
+            kind = ServiceKind.CLUSTER_IP
+            cluster_ips = tuple(canonical_ip(ip) for ip in ips)
+    return Service(
+        namespace=namespace,
+        name=name,
+        kind=kind,
+        cluster_ips=cluster_ips,
+        external_name=external_name,
+        ports=_ports(spec.get("ports"), "spec.ports"),
+        publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
+        labels=_string_map(meta.get("labels")),
+        annotations=_string_map(meta.get("annotations"), KEPT_ANNOTATION_PREFIXES),
+    )
+
+
+def _endpoint(item: Any) -> Endpoint | None:
+    if not isinstance(item, Mapping):
+        raise ModelError("endpoints holds a non-mapping")
+    raw = item.get("addresses") or []
+    if not isinstance(raw, list):
+        raise ModelError("endpoint addresses is not a list")
+    addresses = []
+    for address in raw:
+        try:
+            addresses.append(canonical_ip(address))
+        except ModelError:
+            continue  # one bad address must not hide the others
+    if not addresses:
+        return None
+    hostname = item.get("hostname") or None
+    if hostname is not None:
+        hostname = str(hostname).lower()
+        if not _DNS_LABEL.match(hostname):
+            hostname = None
+    conditions = item.get("conditions") or {}
+    # CoreDNS: ready when conditions.ready is true or absent (object/endpoint.go).
+    ready = conditions.get("ready") is not False if isinstance(conditions, Mapping) else True
+    return Endpoint(tuple(dict.fromkeys(addresses)), hostname, ready)
+
+
+def endpoint_slice_from_api(obj: Mapping[str, Any]) -> EndpointSlice:
+    meta, name = _metadata(obj)
+    namespace = _namespace_of(meta)
+    labels = meta.get("labels") or {}
+    service_name = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, Mapping) else None
+    if not isinstance(service_name, str) or not _DNS_LABEL.match(service_name):
+        raise ModelError(f"no valid {SERVICE_NAME_LABEL} label")
+    raw_endpoints = obj.get("endpoints")  # the API gives null for an empty slice
+    if raw_endpoints is not None and not isinstance(raw_endpoints, list):
+        raise ModelError("endpoints is not a list")
+    endpoints = tuple(ep for ep in map(_endpoint, raw_endpoints or []) if ep is not None)
+    return EndpointSlice(namespace, name, service_name, endpoints, _ports(obj.get("ports"), "ports"))

@@ -1,0 +1,177 @@
+"""asyncio UDP and TCP transport for an `answer(packet, tcp) -> bytes | None` function.
+
+UDP: one datagram in, at most one out. TCP (RFC 7766): 2-byte length framing,
+pipelined queries answered as they are read, an idle timeout that also ends
+slow or stalled clients, a cap on concurrent connections, and reading paused
+while a client does not read its replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dnsrewrite.config import ListenAddress
+
+log = logging.getLogger(__name__)
+
+AnswerFn = Callable[[bytes, bool], bytes | None]
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, answer: AnswerFn) -> None:
+        self._answer = answer
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        reply = self._answer(data, False)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a client that left: nothing to do.
+        log.debug("udp error: %s", exc)
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(self, server: TcpServerState) -> None:
+        self._server = server
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        state = self._server
+        if len(state.connections) >= state.max_connections:
+            state.refused += 1
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        state.connections.add(self)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._server.idle_timeout_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        answered = False
+        while len(self._buffer) >= 2 and self._transport is not None:
+            (length,) = struct.unpack_from("!H", self._buffer)
+            if len(self._buffer) < 2 + length:
+                break
+            message = bytes(self._buffer[2 : 2 + length])
+            del self._buffer[: 2 + length]
+            answered = True
+            reply = self._server.answer(message, True)
+            if reply is None:
+                # A message we would drop over UDP: over TCP the stream can no
+                # longer be trusted to be a DNS stream, so close it.
+                self._transport.close()
+                return
+            self._transport.write(struct.pack("!H", len(reply)) + reply)
+        if answered:
+            self._arm_timer()  # only complete queries keep a connection alive
+
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def eof_received(self) -> bool:
+        return False  # close our side once the client has finished sending
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._transport = None
+
+
+@dataclass
+class TcpServerState:
+    answer: AnswerFn
+    idle_timeout_s: float
+    max_connections: int
+    connections: set[TcpConnection]
+    refused: int = 0
+
+
+class DnsServer:
+    """UDP and TCP listeners on every configured address."""
+
+    def __init__(
+        self,
+        answer: AnswerFn,
+        addresses: tuple[ListenAddress, ...],
+        idle_timeout_s: float = 10.0,
+        max_connections: int = 1000,
+    ) -> None:
+        self.addresses = addresses
+        self._answer = answer
+        self._tcp_states: list[TcpServerState] = []
+        self._idle_timeout_s = idle_timeout_s
+        self._max_connections = max_connections
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._tcp: list[asyncio.Server] = []
+        self.bound: list[tuple[str, int]] = []  # actual (host, port), port 0 resolved
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for address in self.addresses:
+            family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+            state = TcpServerState(
+                self._answer, self._idle_timeout_s, self._max_connections, set()
+            )
+            self._tcp_states.append(state)
+            # Bind TCP first so that with port 0 UDP can take the same number.
+            tcp = await loop.create_server(
+                lambda state=state: TcpConnection(state),  # type: ignore[misc]
+                host=address.host,
+                port=address.port,
+                family=family,
+                reuse_address=True,
+                backlog=1024,
+            )
+            port = tcp.sockets[0].getsockname()[1]
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: UdpProtocol(self._answer),
+                local_addr=(address.host, port),
+                family=family,
+            )
+            self._tcp.append(tcp)
+            self._udp.append(udp)
+            self.bound.append((address.host, port))
+            log.info("listening", extra={"fields": {"address": f"{address.host}:{port}"}})
+
+    async def stop(self) -> None:
+        for udp in self._udp:
+            udp.close()
+        for tcp in self._tcp:
+            tcp.close()
+        for state in self._tcp_states:
+            for conn in list(state.connections):
+                conn._on_idle()
+        for tcp in self._tcp:
+            await tcp.wait_closed()
+
+    @property
+    def tcp_connections(self) -> int:
+        return sum(len(s.connections) for s in self._tcp_states)
