@@ -35,7 +35,7 @@ class App:
             idle_timeout_s=cfg.tcp.idle_timeout_s,
             max_connections=cfg.tcp.max_connections,
         )
-        self._stop = asyncio.Event()
+        self._stop: asyncio.Event | None = None
 
     def publish(self) -> ClusterView:
         self.view = self.builder.publish(time.time())
@@ -60,18 +60,21 @@ class App:
         return True
 
     def request_stop(self) -> None:
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
 
-    async def run(self) -> None:
+    async def run(self, install_signals: bool = True) -> None:
         if self.cfg.cluster_file:
             if not self.load_cluster_file():
                 raise SystemExit(2)
+        self._stop = asyncio.Event()  # bound to the running loop
         await self.server.start()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        if self.cfg.cluster_file:
-            loop.add_signal_handler(signal.SIGHUP, self.load_cluster_file)
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            loop.add_signal_handler(signal.SIGINT, self.request_stop)
+            if self.cfg.cluster_file:
+                loop.add_signal_handler(signal.SIGHUP, self.load_cluster_file)
         self._log_examples()
         await self._stop.wait()
         log.info("shutting down")

@@ -142,9 +142,13 @@ class Resolver:
                 return Reply(NOERROR, answer=(rr,))
             return self.nodata(view, q)
         if kind is Kind.NS_HOST:
+            # The addresses of every apex NS target, by family (kubernetes.go).
+            ips = _unique(
+                ip for _, glue in self._nameservers(view, q.zone_name, False) for ip in glue
+            )
             records = [
                 _ip_record(q.labels, ip, self.s.ttl)
-                for ip in self.s.ns_addresses
+                for ip in ips
                 if q.qtype in (A, AAAA) and _family_matches(ip, q.qtype)
             ]
             return Reply(NOERROR, answer=records) if records else self.nodata(view, q)
@@ -174,13 +178,11 @@ class Resolver:
         if q.qtype == SOA:
             return Reply(NOERROR, answer=(self.soa(view, zone),))
         if q.qtype == NS:
-            target = (
-                tuple(x.encode() for x in self.s.ns_name)
-                if self.s.ns_name
-                else (b"ns", b"dns", *zone)
-            )
-            glue = [_ip_record(target, ip, self.s.ttl) for ip in self.s.ns_addresses]
-            return Reply(NOERROR, answer=(Record(zone, NS, self.s.ttl, target),), additional=glue)
+            answer, glue = [], []
+            for target, ips in self._nameservers(view, zone, q.reverse):
+                answer.append(Record(zone, NS, self.s.ttl, target))
+                glue.extend(_ip_record(target, ip, self.s.ttl) for ip in ips)
+            return Reply(NOERROR, answer=answer, additional=glue)
         # Differs from CoreDNS for TXT (NXDOMAIN there): the apex exists.
         return self.nodata(view, q)
 
@@ -191,6 +193,38 @@ class Resolver:
         if q.qtype in (A, AAAA) and _family_matches(ip, q.qtype):
             return Reply(NOERROR, answer=(_ip_record(q.labels, ip, self.s.ttl),))
         return self.nodata(view, q)
+
+    def _nameservers(
+        self, view: ClusterView, zone: Name, reverse: bool
+    ) -> list[tuple[Name, list[str]]]:
+        """The apex NS targets and their glue (CoreDNS ns.go nsAddrs).
+
+        An own IP that is an endpoint of a Service makes that Service the
+        target (a ClusterIP Service with its ClusterIPs as glue, a headless
+        one by endpoint name); otherwise the target is ns.dns.<zone>.
+        """
+        if self.s.ns_name:
+            target = tuple(x.encode() for x in self.s.ns_name)
+            return [(target, list(self.s.ns_addresses))]
+        targets: dict[Name, list[str]] = {}
+        cluster = tuple(x.encode() for x in self.s.cluster_zone) if reverse else zone
+        for ip in self.s.ns_addresses:
+            found = False
+            for rel in view.reverse.get(ip, ()):
+                entry = view.services.get((rel[-2], rel[-3]))
+                if entry is None:
+                    continue
+                found = True
+                if entry.service.kind is ServiceKind.CLUSTER_IP:
+                    name = tuple(x.encode() for x in rel[-3:]) + cluster
+                    glue = entry.service.cluster_ips
+                else:
+                    name, glue = tuple(x.encode() for x in rel) + cluster, (ip,)
+                targets.setdefault(name, [])
+                targets[name].extend(g for g in glue if g not in targets[name])
+            if not found:
+                targets.setdefault((b"ns", b"dns", *zone), []).append(ip)
+        return list(targets.items()) or [((b"ns", b"dns", *zone), [])]
 
     # --- Service kinds -----------------------------------------------------
     def _cluster_ip(
