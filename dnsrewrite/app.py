@@ -26,7 +26,7 @@ class App:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.policy = Policy(cfg.rewrite)
-        self.builder = ClusterBuilder(self.policy.decide, self.policy.global_keys)
+        self.builder = ClusterBuilder(self.policy)
         self.view = ClusterView()
         self.answerer = Answerer(cfg, lambda: self.view)
         self.server = DnsServer(
@@ -36,10 +36,27 @@ class App:
             max_connections=cfg.tcp.max_connections,
         )
         self._stop: asyncio.Event | None = None
+        self._hold_down_timer: asyncio.TimerHandle | None = None
 
     def publish(self) -> ClusterView:
         self.view = self.builder.publish(time.time())
+        self._schedule_hold_down()
         return self.view
+
+    def _schedule_hold_down(self) -> None:
+        """Re-publish when a recovering gateway's hold-down ends."""
+        if self._hold_down_timer is not None:
+            self._hold_down_timer.cancel()
+            self._hold_down_timer = None
+        deadline = self.policy.next_deadline()
+        if deadline is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # offline use (explain, tests without a loop): nothing to wake
+        delay = max(0.0, deadline - time.time()) + 0.001
+        self._hold_down_timer = loop.call_later(delay, self.publish)
 
     def load_cluster_file(self) -> bool:
         """(Re)read the cluster file; on failure keep serving what we had."""

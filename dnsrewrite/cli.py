@@ -29,6 +29,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="namespace label selector that enrolls (default "
                              "dnsrewrite.io/enroll=true)")
     parser.add_argument("--ttl", type=int, metavar="SECONDS", help="record TTL (0-3600)")
+    parser.add_argument("--hold-down", type=float, metavar="SECONDS",
+                        help="after a gateway recovers, wait this long before rewriting to it")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -39,6 +41,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "rewrite.gateway": args.gateway,
         "rewrite.enroll_selector": args.enroll_selector,
         "ttl_s": args.ttl,
+        "rewrite.hold_down_s": args.hold_down,
     }
     return {key: value for key, value in mapping.items() if value is not None}
 
@@ -55,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config",
                                 help="validate the config (and cluster file) and exit")
     _add_config_flags(check)
+    explain = commands.add_parser(
+        "explain", help="say why a name resolves as it does (offline, from the cluster file)")
+    explain.add_argument("name", help="query name, e.g. reviews.bookinfo.svc.cluster.local")
+    explain.add_argument("type", nargs="?", default="A", help="query type (default A)")
+    _add_config_flags(explain)
     return parser
 
 
@@ -102,9 +110,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from dnsrewrite.app import App
+    from dnsrewrite.explain import explain
+
+    cfg = load_config(args)
+    if not cfg.cluster_file:
+        print("dnsrewrite: explain works offline from a cluster file: give --cluster-file",
+              file=sys.stderr)
+        return 2
+    logs.setup(cfg.log_format, "warning")
+    app = App(cfg)
+    if not app.load_cluster_file():
+        return 2
+    result = explain(app.answerer, app.view, args.name, args.type, time.time())
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"serve": cmd_serve, "check-config": cmd_check_config}
+    handlers = {"serve": cmd_serve, "check-config": cmd_check_config, "explain": cmd_explain}
     return handlers[args.command](args)
 
 

@@ -9,11 +9,15 @@ reverse entries that changed, so a change costs work proportional to its size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dnsrewrite.model import EndpointSlice, Namespace, Port, Service
-from dnsrewrite.policy import Decision, PolicyInputs
+from dnsrewrite.policy import Decision, GatewayState, Policy, PolicyInputs, State
+
+log = logging.getLogger(__name__)
 
 ServiceKey = tuple[str, str]  # (namespace, name)
 
@@ -60,6 +64,8 @@ class ClusterView:
     serial: int = 0  # SOA serial: unix time of the last change, as CoreDNS
     updated_at: float = 0.0
     synced: bool = False
+    gateways: Mapping[str, GatewayState] = field(default_factory=dict)
+    decisions: Mapping[State, int] = field(default_factory=dict)  # Services per state
 
 
 def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[Target, ...]:
@@ -80,15 +86,11 @@ class ClusterBuilder:
     Services whose inputs changed (the Service, its namespace, the gateway).
     """
 
-    def __init__(
-        self,
-        decide: Callable[[PolicyInputs], Decision],
-        global_keys: Callable[[], Iterable[ServiceKey]] = tuple,
-    ) -> None:
-        """`global_keys` names the Services (the gateways) whose change can
-        alter every decision: touching one re-derives everything."""
-        self._decide = decide
-        self._global_keys = global_keys
+    def __init__(self, policy: Policy) -> None:
+        """`policy` decides each Service; its gateways are observed at every
+        publish, and a change that matters to decisions re-derives everything."""
+        self.policy = policy
+        self.decision_changes = 0  # Services whose decision changed, for metrics
         self.namespaces: dict[str, Namespace] = {}
         self.services: dict[ServiceKey, Service] = {}
         self.slices: dict[ServiceKey, dict[str, EndpointSlice]] = {}
@@ -176,7 +178,7 @@ class ClusterBuilder:
     def publish(self, now: float) -> ClusterView:
         """Derive a new view from the changes since the last publish."""
         old = self._view
-        if not self._everything_dirty and not self._dirty_services.isdisjoint(self._global_keys()):
+        if self.policy.observe(self.services, self.slices, now):
             self._everything_dirty = True
         if self._everything_dirty:
             dirty = set(self.services) | set(old.services)
@@ -185,12 +187,14 @@ class ClusterBuilder:
             for name in self._dirty_namespaces:
                 dirty.update(self._keys_by_namespace.get(name, ()))
         entries = dict(old.services)
+        counts = Counter(old.decisions)
         touched_ips: set[str] = set()
         for key in dirty:
             previous = entries.pop(key, None)
             if previous is not None:
                 self._index_ips(key, previous, add=False)
                 touched_ips.update(_entry_ips(previous))
+                counts[previous.decision.state] -= 1
             service = self.services.get(key)
             if service is None or service.namespace not in self.namespaces:
                 continue
@@ -198,6 +202,9 @@ class ClusterBuilder:
             entries[key] = entry
             self._index_ips(key, entry, add=True)
             touched_ips.update(_entry_ips(entry))
+            counts[entry.decision.state] += 1
+            if previous is not None:
+                self._log_decision_change(key, previous.decision, entry.decision)
         reverse = dict(old.reverse)
         self._reindex(reverse, touched_ips, entries)
         namespaces_changed = bool(self._dirty_namespaces) or self._everything_dirty
@@ -210,6 +217,8 @@ class ClusterBuilder:
             serial=int(now) if changed else old.serial,
             updated_at=now if changed else old.updated_at,
             synced=self.synced,
+            gateways=dict(self.policy.gateways),
+            decisions={state: n for state, n in counts.items() if n > 0},
         )
         self._dirty_services.clear()
         self._dirty_namespaces.clear()
@@ -225,7 +234,18 @@ class ClusterBuilder:
             services=self.services,
             slices=self.slices,
         )
-        return ServiceEntry(service, targets, self._decide(inputs))
+        return ServiceEntry(service, targets, self.policy.decide(inputs))
+
+    def _log_decision_change(self, key: ServiceKey, before: Decision, after: Decision) -> None:
+        """One line per Service whose decision changes; never one per query."""
+        if (before.state, before.rule, before.gateway, before.vips, before.would) == (
+            after.state, after.rule, after.gateway, after.vips, after.would
+        ):
+            return
+        self.decision_changes += 1
+        log.info("decision changed", extra={"fields": {
+            "service": f"{key[0]}/{key[1]}", "from": before.state.value,
+            "to": after.state.value, "rule": after.rule.value, "reason": after.reason}})
 
     def _index_ips(self, key: ServiceKey, entry: ServiceEntry, add: bool) -> None:
         for ip in _entry_ips(entry):

@@ -72,11 +72,72 @@ class RewriteConfig:
         default="dnsrewrite.io/enroll=true",
         metadata=_doc("Label selector on Namespaces that enrolls their Services in the rewrite."),
     )
+    shadow_selector: str = field(
+        default="dnsrewrite.io/enroll=shadow",
+        metadata=_doc(
+            "Label selector on Namespaces in shadow mode: real records are answered, the "
+            "would-be decision is counted and shown by explain. Empty: none."
+        ),
+    )
+    shadow: bool = field(
+        default=False,
+        metadata=_doc("Global shadow mode: nothing is rewritten, every decision is rehearsed."),
+    )
     gateway: str | None = field(
         default=None,
         metadata=_doc(
-            "The gateway Service as NAMESPACE/NAME; its ClusterIPs answer for enrolled "
-            "Services. Unset: nothing is rewritten."
+            "The default gateway Service as NAMESPACE/NAME; its ClusterIPs answer for enrolled "
+            "Services. Unset, and no `gateways`: nothing is rewritten."
+        ),
+    )
+    gateways: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc(
+            "More gateways by name: {NAME: NAMESPACE/NAME}. A namespace picks one with the "
+            "`gateway_label` label; `gateway` above is named `default`."
+        ),
+    )
+    default_gateway: str = field(
+        default="default",
+        metadata=_doc("Name of the gateway used when a namespace does not pick one."),
+    )
+    gateway_label: str = field(
+        default="dnsrewrite.io/gateway",
+        metadata=_doc("Namespace label whose value names the gateway to use."),
+    )
+    bypass_annotation: str = field(
+        default="dnsrewrite.io/bypass",
+        metadata=_doc('Service annotation; "true" opts the Service out of the rewrite.'),
+    )
+    enroll_annotation: str = field(
+        default="dnsrewrite.io/enroll",
+        metadata=_doc('Service annotation; "true" opts it in where its namespace is not.'),
+    )
+    exclude_namespaces: tuple[str, ...] = field(
+        default=("kube-system",),
+        metadata=_doc(
+            "Namespaces never rewritten, whatever their labels. Each gateway's own namespace "
+            "is always excluded too."
+        ),
+    )
+    require_gateway_ports: bool = field(
+        default=True,
+        metadata=_doc(
+            "Rewrite only Services whose every port (number and protocol) the gateway exposes."
+        ),
+    )
+    min_ready_endpoints: int = field(
+        default=1,
+        metadata=_doc("A gateway is healthy while it has at least this many ready endpoints.",
+                      min=1),
+    )
+    hold_down_s: float = field(
+        default=10.0,
+        metadata=_doc(
+            "After a gateway recovers, wait this long of continuous health before rewriting "
+            "to it again. Going unhealthy fails open at once.",
+            min=0,
+            max=3600,
         ),
     )
     ttl_s: int = field(
@@ -85,11 +146,23 @@ class RewriteConfig:
     )
 
     @property
+    def gateway_refs(self) -> dict[str, tuple[str, str]]:
+        """Every configured gateway: name -> (namespace, service name)."""
+        refs = {}
+        if self.gateway is not None:
+            refs[self.default_gateway] = _split_ref(self.gateway)
+        for name, ref in self.gateways.items():
+            refs[name] = _split_ref(ref)
+        return refs
+
+    @property
     def gateway_ref(self) -> tuple[str, str] | None:
-        if self.gateway is None:
-            return None
-        namespace, _, name = self.gateway.partition("/")
-        return namespace, name
+        return self.gateway_refs.get(self.default_gateway)
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    namespace, _, name = ref.partition("/")
+    return namespace, name
 
 
 @dataclass(frozen=True)
@@ -203,11 +276,22 @@ def _check_semantics(cfg: Config) -> None:
         parse_selector(cfg.rewrite.enroll_selector)
     except SelectorError as err:
         raise ConfigError(f"rewrite.enroll_selector: {err}") from None
-    gateway = cfg.rewrite.gateway
-    if gateway is not None:
-        namespace, sep, name = gateway.partition("/")
+    if cfg.rewrite.shadow_selector:
+        try:
+            parse_selector(cfg.rewrite.shadow_selector)
+        except SelectorError as err:
+            raise ConfigError(f"rewrite.shadow_selector: {err}") from None
+    refs = {"gateway": cfg.rewrite.gateway} if cfg.rewrite.gateway is not None else {}
+    refs.update({f"gateways.{name}": ref for name, ref in cfg.rewrite.gateways.items()})
+    for key, ref in refs.items():
+        namespace, sep, name = ref.partition("/")
         if not sep or not namespace or not name or "/" in name:
-            raise ConfigError(f"rewrite.gateway: expected NAMESPACE/NAME, got {gateway!r}")
+            raise ConfigError(f"rewrite.{key}: expected NAMESPACE/NAME, got {ref!r}")
+    if cfg.rewrite.gateway is not None and cfg.rewrite.default_gateway in cfg.rewrite.gateways:
+        raise ConfigError(
+            f"rewrite.gateways.{cfg.rewrite.default_gateway}: clashes with rewrite.gateway, "
+            "which is the default gateway"
+        )
     for address in cfg.nameserver.addresses:
         try:
             ipaddress.ip_address(address)
@@ -226,6 +310,10 @@ def _convert(value: Any, hint: Any, key: str, meta: typing.Mapping[str, Any]) ->
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
         return _build(hint, value, key + ".")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return {str(k): _convert(v, str, f"{key}.{k}", {}) for k, v in value.items()}
     if origin is tuple:
         if isinstance(value, str):
             value = [value]

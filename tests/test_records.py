@@ -210,6 +210,7 @@ def test_enroll_selector_is_configurable():
     from tests.conftest import demo_config, loaded_app
 
     app = loaded_app(demo_config(rewrite={"gateway": "mesh-gateway/internal-gateway",
+                                          "require_gateway_ports": False,
                                           "enroll_selector": "kubernetes.io/metadata.name in "
                                                              "(legacy)"}))
     assert ask(app.answerer, "billing.legacy.svc.cluster.local.").answer[0][0].to_text() == \
