@@ -63,7 +63,7 @@ class App:
         path = self.cfg.cluster_file
         assert path is not None
         try:
-            snapshot = clusterfile.load(path)
+            snapshot = clusterfile.load(path, self.cfg.rewrite.annotation_keys)
         except clusterfile.ClusterFileError as err:
             log.error("cluster file not loaded; keeping the previous data",
                       extra={"fields": {"reason": str(err)}})

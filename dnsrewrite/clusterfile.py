@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from dnsrewrite.model import (
+    DEFAULT_ANNOTATION_KEYS,
     EndpointSlice,
     ModelError,
     Namespace,
@@ -56,7 +58,11 @@ def _items(document: Any) -> Iterator[Any]:
     yield document
 
 
-def parse(text: str, source: str = "<cluster file>") -> Snapshot:
+def parse(
+    text: str,
+    source: str = "<cluster file>",
+    annotation_keys: Collection[str] = DEFAULT_ANNOTATION_KEYS,
+) -> Snapshot:
     """Parse cluster-file text into model objects."""
     try:
         if text.lstrip().startswith("{"):
@@ -68,7 +74,8 @@ def parse(text: str, source: str = "<cluster file>") -> Snapshot:
     snapshot = Snapshot()
     converters = {
         "Namespace": (namespace_from_api, snapshot.namespaces),
-        "Service": (service_from_api, snapshot.services),
+        "Service": (partial(service_from_api, annotation_keys=annotation_keys),
+                    snapshot.services),
         "EndpointSlice": (endpoint_slice_from_api, snapshot.slices),
     }
     for document in documents:
@@ -89,10 +96,10 @@ def parse(text: str, source: str = "<cluster file>") -> Snapshot:
     return snapshot
 
 
-def load(path: str) -> Snapshot:
+def load(path: str, annotation_keys: Collection[str] = DEFAULT_ANNOTATION_KEYS) -> Snapshot:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except OSError as err:
         raise ClusterFileError(f"cannot read cluster file {path}: {err.strerror}") from None
-    return parse(text, path)
+    return parse(text, path, annotation_keys)

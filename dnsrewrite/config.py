@@ -156,6 +156,11 @@ class RewriteConfig:
         return refs
 
     @property
+    def annotation_keys(self) -> frozenset[str]:
+        """The Service annotations the policy reads (all others are dropped at ingest)."""
+        return frozenset({self.bypass_annotation, self.enroll_annotation})
+
+    @property
     def gateway_ref(self) -> tuple[str, str] | None:
         return self.gateway_refs.get(self.default_gateway)
 

@@ -19,7 +19,7 @@ from dnsrewrite.wire import lower
 
 
 def _records(section: list[dnslib.RR]) -> list[str]:
-    return [rr.toZone().replace("\t", " ") for rr in section]
+    return [" ".join(rr.toZone().split()) for rr in section]
 
 
 def explain(answerer: Answerer, view: ClusterView, name: str, qtype: str, now: float) -> dict[str, Any]:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-# Annotations worth keeping: the rest (last-applied-configuration above all) are big.
-KEPT_ANNOTATION_PREFIXES = ("dnsrewrite.io/",)
+# Annotations worth keeping by default; the rest (last-applied-configuration above
+# all) are big. Callers with configured keys pass them to service_from_api.
+DEFAULT_ANNOTATION_KEYS = frozenset({"dnsrewrite.io/bypass", "dnsrewrite.io/enroll"})
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -96,14 +97,10 @@ def _namespace_of(meta: Mapping[str, Any]) -> str:
     return namespace
 
 
-def _string_map(value: Any, keep: tuple[str, ...] | None = None) -> Mapping[str, str]:
+def _string_map(value: Any, keep: Collection[str] | None = None) -> Mapping[str, str]:
     if not isinstance(value, Mapping) or not value:
         return _EMPTY
-    items = {
-        str(k): str(v)
-        for k, v in value.items()
-        if keep is None or str(k).startswith(keep)
-    }
+    items = {str(k): str(v) for k, v in value.items() if keep is None or k in keep}
     return MappingProxyType(items) if items else _EMPTY
 
 
@@ -139,7 +136,9 @@ def namespace_from_api(obj: Mapping[str, Any]) -> Namespace:
     return Namespace(name, _string_map(meta.get("labels")))
 
 
-def service_from_api(obj: Mapping[str, Any]) -> Service:
+def service_from_api(
+    obj: Mapping[str, Any], annotation_keys: Collection[str] = DEFAULT_ANNOTATION_KEYS
+) -> Service:
     meta, name = _metadata(obj)
     namespace = _namespace_of(meta)
     spec = obj.get("spec")
@@ -172,7 +171,7 @@ def service_from_api(obj: Mapping[str, Any]) -> Service:
         ports=_ports(spec.get("ports"), "spec.ports"),
         publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
         labels=_string_map(meta.get("labels")),
-        annotations=_string_map(meta.get("annotations"), KEPT_ANNOTATION_PREFIXES),
+        annotations=_string_map(meta.get("annotations"), annotation_keys),
     )
 
 
