@@ -26,10 +26,12 @@ from dnsrewrite.wire import (
     SERVFAIL,
     TCP_LIMIT,
     Drop,
+    Edns,
     FormErr,
     Header,
     encode_reply,
     error_reply,
+    find_edns,
     lower,
     read_edns,
     read_header,
@@ -94,17 +96,19 @@ class Answerer:
             return error_reply(header, SERVFAIL)
 
     def _answer(self, packet: bytes, header: Header, tcp: bool) -> bytes:
+        payload = self.payload
         if header.opcode != OPCODE_QUERY:
-            return error_reply(header, NOTIMP)  # RFC 1035 §4.1.1, RFC 8906 §3.1.4
+            # RFC 1035 §4.1.1, RFC 8906 §3.1.4; with an OPT if the query had one (RFC 6891 §7).
+            return error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
         if header.qdcount != 1 or header.ancount or header.nscount:
-            return error_reply(header, FORMERR)  # RFC 1035 §4.1.2; RFC 8906 §3.1.3
+            # RFC 1035 §4.1.2; RFC 8906 §3.1.3.
+            return error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
         question = read_question(packet)
         edns = read_edns(packet, header, question.end)  # FormErr: RFC 6891 §6.1.1
-        payload = self.payload
-        if question.qclass != CLASS_IN:
-            return error_reply(header, REFUSED, question, edns, payload)  # only IN is served
         if edns is not None and edns.version > 0:
             return error_reply(header, BADVERS, question, edns, payload)  # RFC 6891 §6.1.3
+        if question.qclass != CLASS_IN:
+            return error_reply(header, REFUSED, question, edns, payload)  # only IN is served
         labels = lower(question.labels)
         zone = self.zones.match(labels)
         if zone is None:
@@ -115,6 +119,20 @@ class Answerer:
             return error_reply(header, REFUSED, question, edns, payload)  # no zone transfers
         zone_size, reverse = zone
         q = Question(question.labels, labels, question.qtype, zone_size, reverse)
-        reply = self.resolver.resolve(self.get_view(), q)
-        limit = TCP_LIMIT if tcp else udp_limit(edns, payload)
-        return encode_reply(header, question, reply, edns, payload, limit)
+        try:
+            reply = self.resolver.resolve(self.get_view(), q)
+            limit = TCP_LIMIT if tcp else udp_limit(edns, payload)
+            return encode_reply(header, question, reply, edns, payload, limit)
+        except Exception:
+            # Past the gate the query is well formed: keep its question and OPT.
+            self.panics += 1
+            log.exception("internal error while answering; replying SERVFAIL")
+            return error_reply(header, SERVFAIL, question, edns, payload)
+
+
+def _edns_if_any(packet: bytes, header: Header) -> Edns | None:
+    """The query's OPT when the gate rejects it before reading the question."""
+    try:
+        return find_edns(packet, header)
+    except FormErr:
+        return None

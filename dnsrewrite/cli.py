@@ -29,6 +29,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="namespace label selector that enrolls (default "
                              "dnsrewrite.io/enroll=true)")
     parser.add_argument("--ttl", type=int, metavar="SECONDS", help="record TTL (0-3600)")
+    parser.add_argument("--kubeconfig", metavar="PATH",
+                        help="watch the cluster of this kubeconfig (default: in-cluster, "
+                             "$KUBECONFIG, ~/.kube/config) when no cluster file is given")
     parser.add_argument("--hold-down", type=float, metavar="SECONDS",
                         help="after a gateway recovers, wait this long before rewriting to it")
 
@@ -42,6 +45,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "rewrite.enroll_selector": args.enroll_selector,
         "ttl_s": args.ttl,
         "rewrite.hold_down_s": args.hold_down,
+        "kubernetes.kubeconfig": args.kubeconfig,
     }
     return {key: value for key, value in mapping.items() if value is not None}
 
@@ -93,10 +97,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     logs.setup(cfg.log_format, cfg.log_level)
-    if not cfg.cluster_file:
-        print("dnsrewrite: no data source: give --cluster-file or cluster_file in the config",
-              file=sys.stderr)
-        return 2
     from dnsrewrite.app import App
 
     async def main() -> None:

@@ -187,6 +187,47 @@ class TcpConfig:
 
 
 @dataclass(frozen=True)
+class KubernetesConfig:
+    kubeconfig: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Kubeconfig file. Unset: in-cluster config in a pod, else $KUBECONFIG or "
+            "~/.kube/config. Used when no cluster_file is set."
+        ),
+    )
+    watch_timeout_s: int = field(
+        default=300,
+        metadata=_doc("Server-side watch timeout; each watch picks 1-2x this (client-go).",
+                      min=1, max=3600),
+    )
+    inactivity_timeout_s: float = field(
+        default=90.0,
+        metadata=_doc(
+            "Reopen a watch that sends nothing (not even a bookmark) for this long.",
+            min=0.1, max=3600,
+        ),
+    )
+    backoff_initial_s: float = field(
+        default=0.8, metadata=_doc("First retry delay after a failure.", min=0, max=600)
+    )
+    backoff_max_s: float = field(
+        default=30.0, metadata=_doc("Retry delay cap (doubling with jitter).", min=0, max=3600)
+    )
+    backoff_reset_s: float = field(
+        default=60.0,
+        metadata=_doc("A watch healthy this long resets the retry delay.", min=0, max=3600),
+    )
+    page_size: int = field(
+        default=500, metadata=_doc("Objects per list page.", min=1, max=100000)
+    )
+    publish_window_s: float = field(
+        default=0.01,
+        metadata=_doc("Coalesce changes arriving within this window into one publish.",
+                      min=0, max=5),
+    )
+
+
+@dataclass(frozen=True)
 class NameserverConfig:
     name: str | None = field(
         default=None,
@@ -244,6 +285,9 @@ class Config:
     tcp: TcpConfig = field(default_factory=TcpConfig, metadata=_doc("DNS over TCP."))
     nameserver: NameserverConfig = field(
         default_factory=NameserverConfig, metadata=_doc("The apex NS record.")
+    )
+    kubernetes: KubernetesConfig = field(
+        default_factory=KubernetesConfig, metadata=_doc("The Kubernetes watcher.")
     )
 
     @property
@@ -374,6 +418,9 @@ def from_mapping(data: dict[str, Any] | None, base_dir: str | None = None) -> Co
     cfg = _build(Config, data)
     if cfg.cluster_file and base_dir and not os.path.isabs(cfg.cluster_file):
         object.__setattr__(cfg, "cluster_file", os.path.join(base_dir, cfg.cluster_file))
+    kubeconfig = cfg.kubernetes.kubeconfig
+    if kubeconfig and base_dir and not os.path.isabs(kubeconfig):
+        object.__setattr__(cfg.kubernetes, "kubeconfig", os.path.join(base_dir, kubeconfig))
     _check_semantics(cfg)
     return cfg
 

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 AnswerFn = Callable[[bytes, bool], bytes | None]
 
+_PORT_ZERO_ATTEMPTS = 20
+
 
 class UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, answer: AnswerFn) -> None:
@@ -61,11 +63,19 @@ class TcpConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._server.idle_timeout_s, self._on_idle)
+        self._timer = loop.call_later(self._server.idle_timeout_s, self.shut)
 
-    def _on_idle(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+    def shut(self) -> None:
+        """End the connection: idle timeout or server stop."""
+        transport = self._transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            # Replies the client is not reading: close() would wait for them to
+            # drain, forever if the client never reads (reading is paused too).
+            transport.abort()
+        else:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -141,21 +151,31 @@ class DnsServer:
                 self._answer, self._idle_timeout_s, self._max_connections, set()
             )
             self._tcp_states.append(state)
-            # Bind TCP first so that with port 0 UDP can take the same number.
-            tcp = await loop.create_server(
-                lambda state=state: TcpConnection(state),  # type: ignore[misc]
-                host=address.host,
-                port=address.port,
-                family=family,
-                reuse_address=True,
-                backlog=1024,
-            )
-            port = tcp.sockets[0].getsockname()[1]
-            udp, _ = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(self._answer),
-                local_addr=(address.host, port),
-                family=family,
-            )
+            for attempt in range(_PORT_ZERO_ATTEMPTS):
+                # Bind TCP first so that with port 0 UDP can take the same number.
+                tcp = await loop.create_server(
+                    lambda state=state: TcpConnection(state),  # type: ignore[misc]
+                    host=address.host,
+                    port=address.port,
+                    family=family,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+                port = tcp.sockets[0].getsockname()[1]
+                try:
+                    udp, _ = await loop.create_datagram_endpoint(
+                        lambda: UdpProtocol(self._answer),
+                        local_addr=(address.host, port),
+                        family=family,
+                    )
+                    break
+                except OSError:
+                    # With port 0 the kernel chose a TCP port whose UDP twin is
+                    # taken (e.g. by some client's ephemeral socket): try another.
+                    tcp.close()
+                    await tcp.wait_closed()
+                    if address.port != 0 or attempt == _PORT_ZERO_ATTEMPTS - 1:
+                        raise
             self._tcp.append(tcp)
             self._udp.append(udp)
             self.bound.append((address.host, port))
@@ -168,7 +188,7 @@ class DnsServer:
             tcp.close()
         for state in self._tcp_states:
             for conn in list(state.connections):
-                conn._on_idle()
+                conn.shut()
         for tcp in self._tcp:
             await tcp.wait_closed()
 

@@ -4,7 +4,8 @@ A small decoder that reads exactly what an authoritative answer needs (header,
 the one question, the OPT record) and an encoder with name compression that
 writes our synthesized records. Decoding raises `Drop` (no reply: not even a
 header to answer) or `FormErr` (the header is readable, the rest is not); no
-other exception escapes for any input.
+other exception escapes for any input. Encoding raises `Unencodable` rather
+than write a name that is not a valid wire name.
 
 The reply carries the client's question bytes, so its letter case is echoed
 (DNS 0x20); names compressed against the question inherit that case.
@@ -30,6 +31,7 @@ BADVERS = 16
 
 OPCODE_QUERY = 0
 MAX_NAME_WIRE = 255  # RFC 1035 §3.1
+MAX_LABEL = 63  # RFC 1035 §3.1
 PLAIN_UDP_LIMIT = 512  # RFC 1035 §4.2.1, without EDNS
 TCP_LIMIT = 65535  # RFC 7766: the 2-byte length prefix
 
@@ -48,6 +50,10 @@ class Drop(Exception):
 
 class FormErr(Exception):
     """The header is readable, the rest is not: answer FORMERR."""
+
+
+class Unencodable(ValueError):
+    """A synthesized name cannot be written (empty or >63-byte label, >255 bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +164,26 @@ def read_edns(packet: bytes, header: Header, offset: int) -> Edns | None:
     return edns
 
 
+def find_edns(packet: bytes, header: Header) -> Edns | None:
+    """The OPT of a message whose question the gate does not read (NOTIMP, bad
+    counts), so that the error reply can still carry one (RFC 6891 §7).
+
+    Walks every section; raises `FormErr` when the message cannot be walked.
+    """
+    offset = 12
+    for _ in range(header.qdcount):
+        offset = _skip_name(packet, offset) + 4
+    for _ in range(header.ancount + header.nscount):
+        offset = _skip_name(packet, offset)
+        if offset + 10 > len(packet):
+            raise FormErr("record runs past the packet")
+        (rdlength,) = struct.unpack_from("!H", packet, offset + 8)
+        offset += 10 + rdlength
+    if offset > len(packet):
+        raise FormErr("section runs past the packet")
+    return read_edns(packet, header, offset)
+
+
 def _check_options(packet: bytes, offset: int, end: int) -> None:
     while offset < end:
         if offset + 4 > end:
@@ -186,6 +212,12 @@ class _Writer:
         self.names: dict[tuple[bytes, ...], int] = {}
 
     def name(self, labels: Name, compress: bool = True) -> None:
+        # Names from cluster data are not validated at ingest everywhere; a bad
+        # one must fail this reply (SERVFAIL), never go out as a malformed packet.
+        if sum(map(len, labels)) + len(labels) + 1 > MAX_NAME_WIRE or not all(
+            0 < len(label) <= MAX_LABEL for label in labels
+        ):
+            raise Unencodable(f"not a valid wire name: {labels!r}")
         for i in range(len(labels)):
             suffix = labels[i:]
             pointer = self.names.get(suffix) if compress else None
