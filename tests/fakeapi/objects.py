@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from typing import Iterable
+from collections.abc import Iterable
 
-# Deterministic, unique ClusterIPs / nodePorts per process, like the allocators.
-_SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+# Deterministic, unique ClusterIPs / nodePorts per process, like the
+# allocators.  Integer arithmetic: ipaddress is too slow for 100k services.
+_SERVICE_CIDR_BASE = int(ipaddress.IPv4Address("10.96.0.0"))  # a /12
 _next_ip = itertools.count(10)
 _next_node_port = itertools.count(30000)
 
 
 def _alloc_cluster_ip() -> str:
-    return str(_SERVICE_CIDR[next(_next_ip)])
+    n = _SERVICE_CIDR_BASE + next(_next_ip)
+    return f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
 def _family(ip: str) -> str:

@@ -19,7 +19,7 @@ BadRequest Status).
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 Matcher = Callable[[dict], bool]
 
@@ -46,7 +46,9 @@ class SelectorError(ValueError):
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside ``( )`` (set values)."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1

@@ -30,7 +30,8 @@ the resourceVersion / history model):
   NotOlderThan`` ends the initial ADDED burst with a BOOKMARK annotated
   ``k8s.io/initial-events-end: "true"``.  A watch that falls out of the
   history window while running is closed, like a slow watcher on the real
-  server.
+  server.  (Simplification: a watch from a future RV just waits for it; the
+  real server gives up after ~3s with "Too large resource version".)
 * too-old RV: HTTP 200 + ``{"type":"ERROR","object":<Status 410 Expired>}``
   then end of stream (real behaviour), or - with
   ``expired_watch_response="http"`` - an HTTP 410 Gone with a Status body.
@@ -48,13 +49,31 @@ What kubernetes 37.x ``watch.Watch().stream()`` does with these:
 * When the server ends a stream cleanly and no ``timeout_seconds`` was given,
   Watch.stream reconnects from the last RV it saw (events or bookmarks) and
   keeps going; with ``timeout_seconds`` the generator just ends.
-* A malformed (non-JSON) line is yielded as ``None`` rather than raising.
-* A dropped/truncated connection raises urllib3 ``ProtocolError`` out of the
-  generator.  For a plain list urllib3 retries a connection dropped before
-  the response 3 times by default, so a single "drop" fault is invisible
-  unless the client sets ``Configuration.retries = 0`` (or you script >= 4).
-* 429/500 are not retried by default (``client_go_retries`` is off): the
-  call raises ``ApiException`` and ``e.headers["Retry-After"]`` is visible.
+* A malformed (non-JSON) line is yielded as ``None`` rather than raising
+  (valid JSON without "type"/"object" would raise KeyError instead).
+* A dropped/truncated stream raises urllib3 ``ProtocolError`` out of the
+  generator; a stalled one only ends via the client's ``_request_timeout``
+  (``ReadTimeoutError``).
+* Before any response bytes arrive, urllib3's default ``Retry(3)`` hides
+  faults: a dropped connection or a read timeout is retried up to 3 times,
+  and a 429 with ``Retry-After`` is retried after sleeping that long (status
+  429/413/503 + Retry-After are retried even without ``status_forcelist``).
+  With ``Configuration.retries = 0`` every fault surfaces at once: a 429
+  raises ``ApiException(status=429)`` with ``e.headers["Retry-After"]``, a drop
+  raises ``MaxRetryError``.  500 is never retried (``client_go_retries`` is
+  off by default).
+* A malformed list body raises ``json.JSONDecodeError`` (not ApiException).
+
+Test control (sync methods, call on the loop or via FakeApiServerThread):
+``create(obj)``, ``load(objs, copy=True)``, ``update(obj)``,
+``delete(kind, ns, name)``, ``get(kind, ns, name)``, ``get_rv()``,
+``bump_rv(n)``, ``compact()``, ``close_watches(abrupt=True)``,
+``open_watches()``, ``fail_next(fault, count, resource=, verb=,
+retry_after=)``, ``clear_faults()``, ``requests(path=, watch=)`` ->
+``RequestRecord(method, path, query)``, ``clear_requests()``; async:
+``start()``, ``stop()``, ``take_down()``, ``bring_up()``.  Knobs (plain
+attributes): ``bookmark_interval``, ``expired_watch_response``; constructor:
+``history_size``, ``initial_rv``.
 
 Faults (``fail_next``) for the next N matching requests: "drop" (abort the
 TCP connection before responding), "silent" (watch: 200 + headers then
@@ -73,12 +92,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import inspect
 import json
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -115,7 +136,7 @@ def parse_bool(value: str | None, default: bool | None = False) -> bool | None:
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None,
                 metadata: dict | None = None) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": metadata or {},
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": metadata or {},
             "status": "Failure", "message": message, "reason": reason}
     if details is not None:
         body["details"] = details
@@ -182,10 +203,12 @@ class _WatchParams:
     bookmarks: bool
     timeout: float | None
     expired: str | None = None  # too-old message, if the RV is gone
-    extra: dict = field(default_factory=dict)
 
 
 class FakeApiServer:
+    """The fake API server; see the module docstring.  Bind with start() or
+    ``async with``; ``.url`` is valid afterwards."""
+
     def __init__(self, *, history_size: int = 10_000, bookmark_interval: float = 1.0,
                  expired_watch_response: str = "event", initial_rv: int = 1000,
                  host: str = "127.0.0.1", port: int = 0):
@@ -209,7 +232,7 @@ class FakeApiServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self) -> "FakeApiServer":
+    async def start(self) -> FakeApiServer:
         app = web.Application(middlewares=[self._middleware])
         self._add_routes(app)
         # handler_cancellation: a watch whose client went away is cancelled
@@ -228,7 +251,7 @@ class FakeApiServer:
         if self._runner:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "FakeApiServer":
+    async def __aenter__(self) -> FakeApiServer:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -238,6 +261,7 @@ class FakeApiServer:
         # Our own listener (not a TCPSite) so take_down() can stop accepting
         # without waiting for connections, and bring_up() can rebind the port.
         loop = asyncio.get_running_loop()
+        assert self._runner is not None and self._runner.server is not None
         self._listener = await loop.create_server(self._runner.server, self.host, self.port)
         self.port = self._listener.sockets[0].getsockname()[1]
 
@@ -248,6 +272,7 @@ class FakeApiServer:
         if self._listener:
             self._listener.close()
             self._listener = None
+        assert self._runner is not None and self._runner.server is not None
         for handler in self._runner.server.connections:
             if handler.transport is not None:
                 handler.transport.abort()
@@ -267,12 +292,7 @@ class FakeApiServer:
     def load(self, objs, copy: bool = True) -> int:
         """Bulk create (one watcher wake-up).  copy=False skips the deep copy
         for speed; the caller must then not mutate the dicts afterwards."""
-        n = 0
-        for obj in objs:
-            self.store.create(obj, copy=copy, notify=False)
-            n += 1
-        self._kick()
-        return n
+        return self.store.load(objs, copy)
 
     def update(self, obj: dict) -> dict:
         """Replace an existing object (uid/creationTimestamp are kept)."""
@@ -377,11 +397,14 @@ class FakeApiServer:
 
     def _add_routes(self, app: web.Application) -> None:
         r = app.router
-        r.add_get("/version", self._version)
-        r.add_get("/api", self._api_versions)
-        r.add_get("/apis", self._api_groups)
-        for prefix in {res.prefix for res in RESOURCES.values()}:
-            r.add_get(prefix, functools.partial(self._resource_list, prefix))
+        # The client asks for discovery paths with a trailing slash.
+        for path, handler in [("/version", self._version), ("/api", self._api_versions),
+                              ("/apis", self._api_groups)] + [
+                (prefix, functools.partial(self._resource_list, prefix))
+                for prefix in {res.prefix for res in RESOURCES.values()}] + [
+                ("/apis/discovery.k8s.io", self._discovery_group)]:
+            r.add_get(path, handler)
+            r.add_get(path + "/", handler)
         for res in RESOURCES.values():
             if res.namespaced:
                 r.add_get(f"{res.prefix}/{res.plural}", functools.partial(self._collection, res))
@@ -390,16 +413,19 @@ class FakeApiServer:
                 r.add_get(f"{res.prefix}/namespaces/{{namespace}}/{res.plural}/{{name}}",
                           functools.partial(self._get_one, res))
             else:
-                r.add_get(f"{res.prefix}/{res.plural}", functools.partial(self._collection, res))
-                r.add_get(f"{res.prefix}/{res.plural}/{{name}}", functools.partial(self._get_one, res))
+                r.add_get(f"{res.prefix}/{res.plural}",
+                          functools.partial(self._collection, res))
+                r.add_get(f"{res.prefix}/{res.plural}/{{name}}",
+                          functools.partial(self._get_one, res))
         r.add_route("*", "/{tail:.*}", self._not_found)
 
     # --- discovery ----------------------------------------------------------
 
     async def _not_found(self, request: web.Request) -> web.Response:
         if request.method != "GET":
-            return status_response(405, "MethodNotAllowed",
-                                    "the server does not allow this method on the requested resource")
+            return status_response(
+                405, "MethodNotAllowed",
+                "the server does not allow this method on the requested resource")
         return status_response(404, "NotFound", "the server could not find the requested resource",
                                 details={})
 
@@ -423,6 +449,13 @@ class FakeApiServer:
             "kind": "APIGroupList", "apiVersion": "v1",
             "groups": [{"name": "discovery.k8s.io", "versions": [gv], "preferredVersion": gv}]}),
             content_type="application/json")
+
+    async def _discovery_group(self, request: web.Request) -> web.Response:
+        gv = {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}
+        return web.Response(body=_dumps({"kind": "APIGroup", "apiVersion": "v1",
+                                         "name": "discovery.k8s.io", "versions": [gv],
+                                         "preferredVersion": gv}),
+                            content_type="application/json")
 
     async def _resource_list(self, prefix: str, request: web.Request) -> web.Response:
         resources = [{"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
@@ -453,7 +486,7 @@ class FakeApiServer:
     async def _collection(self, res: Resource, request: web.Request) -> web.StreamResponse:
         q = request.query
         try:
-            watch = parse_bool(q.get("watch"))
+            watch = bool(parse_bool(q.get("watch")))
         except ValueError as e:
             return status_response(400, "BadRequest", str(e))
         fault = self._take_fault(res.plural, "watch" if watch else "list")
@@ -573,7 +606,7 @@ class FakeApiServer:
             rv = q.get("resourceVersion", "")
             rv_match = q.get("resourceVersionMatch", "")
             send_initial = parse_bool(q.get("sendInitialEvents"), None)
-            bookmarks = parse_bool(q.get("allowWatchBookmarks"))
+            bookmarks = bool(parse_bool(q.get("allowWatchBookmarks")))
             timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
             requested = int(rv) if rv not in ("", "0") else None
         except ValueError as e:
@@ -629,8 +662,9 @@ class FakeApiServer:
                     "metadata": {"name": "truncated"}}})[:30])
                 return self._drop(request)
             else:
-                if fault and fault.name == "malformed":
-                    await resp.write(b'{"type":"ADDED","object":{"kind":"' + res.kind.encode() + b'",\n')
+                if fault and fault.name == "malformed":  # cut off mid-object
+                    await resp.write(b'{"type":"ADDED","object":{"kind":"%s",\n'
+                                     % res.kind.encode())
                 await self._pump(res, resp, stream, p)
             await resp.write_eof()
         except ConnectionError:
@@ -688,10 +722,8 @@ class FakeApiServer:
             if deadline is not None and now >= deadline:
                 return
             waits = [t - now for t in (next_bookmark, deadline) if t is not None]
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), min(waits) if waits else None)
-            except asyncio.TimeoutError:
-                pass
 
     @staticmethod
     def _visible(e, match) -> tuple[str, dict] | None:
@@ -732,7 +764,7 @@ class FakeApiServerThread:
     def url(self) -> str:
         return self.server.url
 
-    def start(self) -> "FakeApiServerThread":
+    def start(self) -> FakeApiServerThread:
         self._thread.start()
         self.call(self.server.start)
         return self
@@ -744,7 +776,7 @@ class FakeApiServerThread:
             self._thread.join(5)
         self._loop.close()
 
-    def __enter__(self) -> "FakeApiServerThread":
+    def __enter__(self) -> FakeApiServerThread:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
