@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 
 def settings_from(cfg: Config) -> Settings:
-    ns_name = tuple(cfg.nameserver.name.rstrip(".").lower().split(".")) if cfg.nameserver.name else None
+    name = cfg.nameserver.name
+    ns_name = tuple(name.rstrip(".").lower().split(".")) if name else None
     return Settings(
         cluster_zone=tuple(cfg.cluster_domain.split(".")),
         ttl=cfg.ttl_s,

@@ -23,18 +23,14 @@ __all__ = ["ApiException", "Resource", "RESOURCES", "make_api_client", "list_all
 
 def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster config in a pod; else `kubeconfig`, $KUBECONFIG or ~/.kube/config."""
+    configuration = client.Configuration()
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-        return client.ApiClient()
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
-
-
-def api_client_for_url(url: str) -> client.ApiClient:
-    """A client for a plain-HTTP API server (tests, `kubectl proxy`)."""
-    configuration = client.Configuration()
-    configuration.host = url
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    # urllib3's default Retry(3) would silently retry drops and 429s; the watch
+    # loop does its own backoff and honours Retry-After, and counts each one.
+    configuration.retries = 0
     return client.ApiClient(configuration)
 
 

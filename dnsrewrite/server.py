@@ -32,7 +32,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
         reply = self._answer(data, False)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)

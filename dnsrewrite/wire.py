@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Name = tuple[bytes, ...]
 
@@ -234,20 +235,20 @@ class _Writer:
         self.name(rr.name)
         self.buf += _RR_FIXED.pack(rr.rtype, CLASS_IN, rr.ttl, 0)
         length_at = len(self.buf) - 2
-        data = rr.data
+        data: Any = rr.data  # its shape depends on rtype (see Record)
         if rr.rtype in (CNAME, PTR, NS):
-            self.name(data)  # type: ignore[arg-type]
+            self.name(data)
         elif rr.rtype == SRV:
-            priority, weight, port, target = data  # type: ignore[misc]
+            priority, weight, port, target = data
             self.buf += _SRV_FIXED.pack(priority, weight, port)
             self.name(target, compress=False)  # RFC 2782: no compression in SRV
         elif rr.rtype == SOA:
-            mname, rname, *times = data  # type: ignore[misc]
+            mname, rname, *times = data
             self.name(mname)
             self.name(rname)
             self.buf += _SOA_TIMES.pack(*times)
         else:
-            self.buf += data  # type: ignore[operator]
+            self.buf += data
         struct.pack_into("!H", self.buf, length_at, len(self.buf) - length_at - 2)
 
 
