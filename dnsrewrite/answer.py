@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from time import perf_counter
 
 from dnsrewrite.cluster import ClusterView
 from dnsrewrite.config import Config, is_reverse_zone
+from dnsrewrite.querystats import QueryStats, zone_label
 from dnsrewrite.records import Question, Resolver, Settings
 from dnsrewrite.wire import (
     AXFR,
@@ -74,61 +76,99 @@ class Zones:
 class Answerer:
     """Answers one query at a time against the view given by `get_view`."""
 
-    def __init__(self, cfg: Config, get_view: Callable[[], ClusterView]) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        get_view: Callable[[], ClusterView],
+        stats: QueryStats | None = None,
+    ) -> None:
         self.payload = cfg.edns_udp_payload
         self.zones = Zones(cfg.zones)
         self.resolver = Resolver(settings_from(cfg))
         self.get_view = get_view
-        self.panics = 0
+        self.stats = stats if stats is not None else QueryStats()
 
-    def answer(self, packet: bytes, tcp: bool = False) -> bytes | None:
-        """The reply to `packet`, or None to send nothing."""
+    @property
+    def panics(self) -> int:
+        return self.stats.panics
+
+    @property
+    def rewritten_answers(self) -> int:
+        return self.stats.rewritten
+
+    def answer(self, packet: bytes, tcp: bool = False, family: str = "1") -> bytes | None:
+        """The reply to `packet`, or None to send nothing.
+
+        `family` is the client's address family as CoreDNS labels it ("1" IPv4,
+        "2" IPv6); it only feeds the request counters.
+        """
+        started = perf_counter()
         try:
             header = read_header(packet)
         except Drop:
             return None  # RFC 1035: fewer than 12 bytes or QR=1 has nobody to answer
+        zone, qtype, rcode = None, 0, SERVFAIL
         try:
-            return self._answer(packet, header, tcp)
+            reply, zone, qtype, rcode = self._answer(packet, header, tcp)
         except FormErr:
-            return error_reply(header, FORMERR)
+            reply, rcode = error_reply(header, FORMERR), FORMERR
         except Exception:
-            self.panics += 1
+            self.stats.panics += 1
             log.exception("internal error while answering; replying SERVFAIL")
-            return error_reply(header, SERVFAIL)
+            reply = error_reply(header, SERVFAIL)
+        self.stats.record(zone_label(zone), tcp, family, qtype, rcode, len(packet), len(reply),
+                          perf_counter() - started)
+        return reply
 
-    def _answer(self, packet: bytes, header: Header, tcp: bool) -> bytes:
+    def _answer(
+        self, packet: bytes, header: Header, tcp: bool
+    ) -> tuple[bytes, str | None, int, int]:
+        """(reply, matched zone, qtype, rcode): the gate, in order, then the lookup."""
         payload = self.payload
         if header.opcode != OPCODE_QUERY:
             # RFC 1035 §4.1.1, RFC 8906 §3.1.4; with an OPT if the query had one (RFC 6891 §7).
-            return error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
+            reply = error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
+            return reply, None, 0, NOTIMP
         if header.qdcount != 1 or header.ancount or header.nscount:
-            # RFC 1035 §4.1.2; RFC 8906 §3.1.3.
-            return error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
+            # RFC 1035 §4.1.2; RFC 8906 §3.1.3. QDCOUNT 0 + OPT is a cookie probe (RFC 7873 §5.4).
+            reply = error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
+            return reply, None, 0, FORMERR
         question = read_question(packet)
         edns = read_edns(packet, header, question.end)  # FormErr: RFC 6891 §6.1.1
+        qtype = question.qtype
         if edns is not None and edns.version > 0:
-            return error_reply(header, BADVERS, question, edns, payload)  # RFC 6891 §6.1.3
+            # RFC 6891 §6.1.3: we speak EDNS version 0 only; checked before the class
+            # (NSD query.c order, DESIGN.md).
+            return error_reply(header, BADVERS, question, edns, payload), None, qtype, BADVERS
         if question.qclass != CLASS_IN:
-            return error_reply(header, REFUSED, question, edns, payload)  # only IN is served
+            return error_reply(header, REFUSED, question, edns, payload), None, qtype, REFUSED
         labels = lower(question.labels)
         zone = self.zones.match(labels)
         if zone is None:
             # Out of our zones, the root NS health check of CoreDNS `forward`
             # included: REFUSED, RA=0, no referral (RFC 8906 §3.1.5; never recursion).
-            return error_reply(header, REFUSED, question, edns, payload)
-        if question.qtype in (AXFR, IXFR):
-            return error_reply(header, REFUSED, question, edns, payload)  # no zone transfers
+            return error_reply(header, REFUSED, question, edns, payload), None, qtype, REFUSED
         zone_size, reverse = zone
-        q = Question(question.labels, labels, question.qtype, zone_size, reverse)
+        zone_name = ".".join(labels[len(labels) - zone_size :])
+        if edns is not None and edns.do:
+            self.stats.do_requests[zone_name + "."] += 1
+        if qtype in (AXFR, IXFR):
+            # No zone transfers.
+            return error_reply(header, REFUSED, question, edns, payload), zone_name, qtype, REFUSED
+        q = Question(question.labels, labels, qtype, zone_size, reverse)
         try:
             reply = self.resolver.resolve(self.get_view(), q)
             limit = TCP_LIMIT if tcp else udp_limit(edns, payload)
-            return encode_reply(header, question, reply, edns, payload, limit)
+            wire = encode_reply(header, question, reply, edns, payload, limit)
         except Exception:
             # Past the gate the query is well formed: keep its question and OPT.
-            self.panics += 1
+            self.stats.panics += 1
             log.exception("internal error while answering; replying SERVFAIL")
-            return error_reply(header, SERVFAIL, question, edns, payload)
+            failed = error_reply(header, SERVFAIL, question, edns, payload)
+            return failed, zone_name, qtype, SERVFAIL
+        if reply.rewritten:
+            self.stats.rewritten += 1
+        return wire, zone_name, qtype, reply.rcode
 
 
 def _edns_if_any(packet: bytes, header: Header) -> Edns | None:

@@ -29,6 +29,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="namespace label selector that enrolls (default "
                              "dnsrewrite.io/enroll=true)")
     parser.add_argument("--ttl", type=int, metavar="SECONDS", help="record TTL (0-3600)")
+    parser.add_argument("--admin-listen", metavar="HOST:PORT",
+                        help="admin HTTP: /health /ready /metrics /explain /status "
+                             "(default 127.0.0.1:8080)")
     parser.add_argument("--kubeconfig", metavar="PATH",
                         help="watch the cluster of this kubeconfig (default: in-cluster, "
                              "$KUBECONFIG, ~/.kube/config) when no cluster file is given")
@@ -46,6 +49,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "ttl_s": args.ttl,
         "rewrite.hold_down_s": args.hold_down,
         "kubernetes.kubeconfig": args.kubeconfig,
+        "admin_listen": args.admin_listen,
     }
     return {key: value for key, value in mapping.items() if value is not None}
 
@@ -67,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("name", help="query name, e.g. reviews.bookinfo.svc.cluster.local")
     explain.add_argument("type", nargs="?", default="A", help="query type (default A)")
     _add_config_flags(explain)
+    export = commands.add_parser(
+        "export-zone", help="write what the server answers as an RFC 1035 zone file "
+                            "(--zone: the zone to export, default the cluster domain)")
+    _add_config_flags(export)
+    export.add_argument("--output-dir", metavar="DIR",
+                        help="write each --zone to DIR/<zone>.zone instead of stdout")
     return parser
 
 
@@ -100,7 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dnsrewrite.app import App
 
     async def main() -> None:
-        await App(cfg).run()
+        await App(cfg, config_path=args.config, overrides=_overrides(args)).run()
 
     try:
         asyncio.run(main())
@@ -131,9 +141,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_zone(args: argparse.Namespace) -> int:
+    from dnsrewrite import export
+
+    zones, args.zone = args.zone, None  # here --zone picks the zones to export, not to serve
+    cfg = load_config(args)
+    logs.setup(cfg.log_format, "warning")
+    return export.run(cfg, zones or [cfg.cluster_domain], args.output_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"serve": cmd_serve, "check-config": cmd_check_config, "explain": cmd_explain}
+    handlers = {"serve": cmd_serve, "check-config": cmd_check_config, "explain": cmd_explain,
+                "export-zone": cmd_export_zone}
     return handlers[args.command](args)
 
 

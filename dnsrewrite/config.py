@@ -228,6 +228,18 @@ class KubernetesConfig:
 
 
 @dataclass(frozen=True)
+class ShutdownConfig:
+    lameduck_s: float = field(
+        default=5.0,
+        metadata=_doc(
+            "On SIGTERM, /ready turns 503 and DNS keeps answering this long before exit "
+            "(CoreDNS health lameduck).",
+            min=0, max=600,
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class NameserverConfig:
     name: str | None = field(
         default=None,
@@ -277,6 +289,26 @@ class Config:
         default="logfmt",
         metadata=_doc("Log line format on stderr.", choices=("logfmt", "json")),
     )
+    admin_listen: str | None = field(
+        default="127.0.0.1:8080",
+        metadata=_doc(
+            "Admin HTTP (/health, /ready, /metrics, /explain, /status), HOST:PORT. "
+            "In a pod use 0.0.0.0:8080. null: off."
+        ),
+    )
+    query_log: bool = field(
+        default=False,
+        metadata=_doc("Log queries in CoreDNS `log` plugin format (stderr)."),
+    )
+    query_log_sample: float = field(
+        default=1.0,
+        metadata=_doc("Fraction of queries the query log keeps (0-1).", min=0, max=1),
+    )
+    config_poll_s: float = field(
+        default=5.0,
+        metadata=_doc("How often the config file is checked for changes (a mounted "
+                      "ConfigMap); 0: only on SIGHUP.", min=0, max=3600),
+    )
     log_level: str = field(
         default="info",
         metadata=_doc("Least severe level logged.", choices=("debug", "info", "warning", "error")),
@@ -285,6 +317,9 @@ class Config:
     tcp: TcpConfig = field(default_factory=TcpConfig, metadata=_doc("DNS over TCP."))
     nameserver: NameserverConfig = field(
         default_factory=NameserverConfig, metadata=_doc("The apex NS record.")
+    )
+    shutdown: ShutdownConfig = field(
+        default_factory=ShutdownConfig, metadata=_doc("Graceful shutdown.")
     )
     kubernetes: KubernetesConfig = field(
         default_factory=KubernetesConfig, metadata=_doc("The Kubernetes watcher.")
@@ -321,6 +356,11 @@ def _check_semantics(cfg: Config) -> None:
             parse_listen(item)
         except ValueError as err:
             raise ConfigError(f"listen: {err}") from None
+    if cfg.admin_listen is not None:
+        try:
+            parse_listen(cfg.admin_listen)
+        except ValueError as err:
+            raise ConfigError(f"admin_listen: {err}") from None
     try:
         parse_selector(cfg.rewrite.enroll_selector)
     except SelectorError as err:

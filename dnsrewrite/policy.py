@@ -108,6 +108,15 @@ class Policy:
         self._gateway_keys = frozenset(self.refs.values())
         self._observed_once = False
 
+    def inherit(self, old: Policy) -> None:
+        """Keep gateway health (hold-down included) across a config reload."""
+        for name, ref in self.refs.items():
+            state = old.gateways.get(name)
+            if state is not None and state.ref == ref:
+                self.gateways[name] = state
+        self.transitions = old.transitions
+        self._observed_once = old._observed_once
+
     def global_keys(self) -> frozenset[ServiceKey]:
         return self._gateway_keys
 

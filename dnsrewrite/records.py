@@ -241,7 +241,9 @@ class Resolver:
         ttl = self.s.rewrite_ttl if decision.rewritten else self.s.ttl
         if q.qtype in (A, AAAA):
             answer = [_ip_record(q.labels, ip, ttl) for ip in ips if _family_matches(ip, q.qtype)]
-            return Reply(NOERROR, answer=answer) if answer else self.nodata(view, q)
+            if not answer:
+                return self.nodata(view, q)
+            return Reply(NOERROR, answer=answer, rewritten=decision.rewritten)
         if q.qtype == SRV:
             target = self._in_cluster_zone(q, (service.name, service.namespace, "svc"))
             rows = [(target, ip, pt) for ip in ips for pt in ports]

@@ -19,21 +19,27 @@ from dnsrewrite.config import ListenAddress
 
 log = logging.getLogger(__name__)
 
-AnswerFn = Callable[[bytes, bool], bytes | None]
+# answer(packet, tcp, family) with family "1" (IPv4) or "2" (IPv6), as CoreDNS labels it.
+AnswerFn = Callable[[bytes, bool, str], bytes | None]
+QueryLog = Callable[[tuple, bytes, bytes | None, bool], None]  # type: ignore[type-arg]
 
 _PORT_ZERO_ATTEMPTS = 20
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, answer: AnswerFn) -> None:
+    def __init__(self, answer: AnswerFn, family: str, query_log: QueryLog | None) -> None:
         self._answer = answer
+        self._family = family
+        self._query_log = query_log
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        reply = self._answer(data, False)
+        reply = self._answer(data, False, self._family)
+        if self._query_log is not None:
+            self._query_log(addr, data, reply, False)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
@@ -51,6 +57,7 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._peer = transport.get_extra_info("peername") or ("?", 0)
         state = self._server
         if len(state.connections) >= state.max_connections:
             state.refused += 1
@@ -87,7 +94,10 @@ class TcpConnection(asyncio.Protocol):
             message = bytes(self._buffer[2 : 2 + length])
             del self._buffer[: 2 + length]
             answered = True
-            reply = self._server.answer(message, True)
+            state = self._server
+            reply = state.answer(message, True, state.family)
+            if state.query_log is not None:
+                state.query_log(self._peer, message, reply, True)
             if reply is None:
                 # A message we would drop over UDP: over TCP the stream can no
                 # longer be trusted to be a DNS stream, so close it.
@@ -121,6 +131,8 @@ class TcpServerState:
     idle_timeout_s: float
     max_connections: int
     connections: set[TcpConnection]
+    family: str = "1"
+    query_log: QueryLog | None = None
     refused: int = 0
 
 
@@ -133,8 +145,10 @@ class DnsServer:
         addresses: tuple[ListenAddress, ...],
         idle_timeout_s: float = 10.0,
         max_connections: int = 1000,
+        query_log: QueryLog | None = None,
     ) -> None:
         self.addresses = addresses
+        self._query_log = query_log
         self._answer = answer
         self._tcp_states: list[TcpServerState] = []
         self._idle_timeout_s = idle_timeout_s
@@ -147,8 +161,10 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         for address in self.addresses:
             family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+            family_label = "2" if family == socket.AF_INET6 else "1"
             state = TcpServerState(
-                self._answer, self._idle_timeout_s, self._max_connections, set()
+                self._answer, self._idle_timeout_s, self._max_connections, set(),
+                family_label, self._query_log,
             )
             self._tcp_states.append(state)
             for attempt in range(_PORT_ZERO_ATTEMPTS):
@@ -164,7 +180,7 @@ class DnsServer:
                 port = tcp.sockets[0].getsockname()[1]
                 try:
                     udp, _ = await loop.create_datagram_endpoint(
-                        lambda: UdpProtocol(self._answer),
+                        lambda: UdpProtocol(self._answer, family_label, self._query_log),
                         local_addr=(address.host, port),
                         family=family,
                     )

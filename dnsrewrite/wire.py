@@ -275,6 +275,7 @@ class Reply:
     authority: Sequence[Record] = ()
     additional: Sequence[Record] = ()
     aa: bool = True
+    rewritten: bool = False  # answered with a gateway's VIPs (for metrics)
 
 
 def encode_reply(

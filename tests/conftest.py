@@ -19,7 +19,7 @@ DEMO_CLUSTER = os.path.join(ROOT, "config", "demo-cluster.yaml")
 
 
 def demo_config(**overrides: Any) -> config.Config:
-    base = {"listen": ["127.0.0.1:0"]}
+    base = {"listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0"}
     base.update(overrides)
     return config.load(DEMO_CONFIG, base)
 

@@ -19,12 +19,17 @@ DNSREWRITE = [sys.executable, "-m", "dnsrewrite"]
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp_sock, \
-            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp_sock:
-        udp_sock.bind(("127.0.0.1", 0))
-        port = udp_sock.getsockname()[1]
-        tcp_sock.bind(("127.0.0.1", port))
-        return port
+    """A port free for both UDP and TCP right now."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp_sock, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp_sock:
+            udp_sock.bind(("127.0.0.1", 0))
+            port = udp_sock.getsockname()[1]
+            try:
+                tcp_sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_answering(port: int, name: str = "billing.legacy.svc.cluster.local.") -> None:
@@ -44,7 +49,8 @@ def serve(tmp_path):
 
     def start(*args: str) -> tuple[subprocess.Popen, int]:
         port = free_port()
-        proc = subprocess.Popen([*DNSREWRITE, "serve", "--listen", f"127.0.0.1:{port}", *args],
+        proc = subprocess.Popen([*DNSREWRITE, "serve", "--listen", f"127.0.0.1:{port}",
+                                 "--admin-listen", "127.0.0.1:0", *args],
                                 cwd=ROOT, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
         wait_answering(port)

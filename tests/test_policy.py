@@ -241,7 +241,8 @@ def test_answers_flip_over_real_sockets_as_the_cluster_file_changes(tmp_path):
     shop = k8s.namespace("shop", {})
     objs = [*gateway_objects(), shop, svc(), svc(name="pay", cluster_ips=["10.96.5.7"])]
     write_cluster(data, objs)
-    cfg = config.load(None, {"listen": ["127.0.0.1:0"], "cluster_file": str(data),
+    cfg = config.load(None, {"listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
+                             "cluster_file": str(data),
                              "rewrite.gateway": "mesh/internal-gateway",
                              "rewrite.hold_down_s": 0.5})
     server = ServerThread(cfg).start()

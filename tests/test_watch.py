@@ -69,7 +69,7 @@ def cluster(tmp_path) -> Iterator[Cluster]:
     with FakeApiServerThread(bookmark_interval=0.2) as api:
         api.load(base_objects())
         cfg = config.load(None, {
-            "listen": ["127.0.0.1:0"],
+            "listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
             "rewrite": {"gateway": "mesh/gw", "hold_down_s": 0},
             "kubernetes": {"kubeconfig": kubeconfig(tmp_path / "kubeconfig", api.url),
                            "backoff_initial_s": 0.05, "backoff_max_s": 0.3,
@@ -190,9 +190,9 @@ def test_malformed_watch_lines_and_objects_are_skipped(cluster):
 def test_not_ready_until_all_three_lists_then_servfail_never_nxdomain(tmp_path):
     with FakeApiServerThread() as api:
         api.load(base_objects())
-        api.fail_next("500", count=6, resource="endpointslices", verb="list")
+        api.fail_next("500", count=12, resource="endpointslices", verb="list")
         cfg = config.load(None, {
-            "listen": ["127.0.0.1:0"],
+            "listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
             "kubernetes": {"kubeconfig": kubeconfig(tmp_path / "kc", api.url),
                            "backoff_initial_s": 0.2, "backoff_max_s": 0.4},
         })
@@ -202,9 +202,9 @@ def test_not_ready_until_all_three_lists_then_servfail_never_nxdomain(tmp_path):
             assert not dns.app.ready
             assert rcode_text(c.query("cart.shop.svc.cluster.local.")) == "SERVFAIL"
             assert rcode_text(c.query("nope.shop.svc.cluster.local.")) == "SERVFAIL"
-            c.until(lambda: dns.app.ready, what="sync after 500s")
+            c.until(lambda: dns.app.ready, timeout=30, what="sync after 500s")
             assert c.a("cart.shop.svc.cluster.local.") == ["10.96.1.1"]
             assert rcode_text(c.query("nope.shop.svc.cluster.local.")) == "NXDOMAIN"
-            assert c.stats.restarts["http_500"] == 6
+            assert c.stats.restarts["http_500"] == 12
         finally:
             dns.stop()
