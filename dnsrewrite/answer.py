@@ -127,12 +127,12 @@ class Answerer:
         payload = self.payload
         if header.opcode != OPCODE_QUERY:
             # RFC 1035 §4.1.1, RFC 8906 §3.1.4; with an OPT if the query had one (RFC 6891 §7).
-            reply = error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
-            return reply, None, 0, NOTIMP
+            notimp = error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
+            return notimp, None, 0, NOTIMP
         if header.qdcount != 1 or header.ancount or header.nscount:
             # RFC 1035 §4.1.2; RFC 8906 §3.1.3. QDCOUNT 0 + OPT is a cookie probe (RFC 7873 §5.4).
-            reply = error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
-            return reply, None, 0, FORMERR
+            formerr = error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
+            return formerr, None, 0, FORMERR
         question = read_question(packet)
         edns = read_edns(packet, header, question.end)  # FormErr: RFC 6891 §6.1.1
         qtype = question.qtype

@@ -65,6 +65,7 @@ class App:
         self._api_client = api_client
         self.kube_source: Any = None
         self.shutting_down = False
+        self._skip_lameduck = False
         self.reload_failures = 0
         self.admin_bound: tuple[str, int] | None = None
         self._admin_runner: web.AppRunner | None = None
@@ -184,12 +185,14 @@ class App:
                 await loop.run_in_executor(None, self.reload_config)
 
     # --- lifecycle -----------------------------------------------------------
-    def request_stop(self) -> None:
-        if self._stop is not None:
-            if self.shutting_down:
-                self._stop.set()  # a second signal: stop now
-            self.shutting_down = True
-            self._stop.set()
+    def request_stop(self, lameduck: bool = True) -> None:
+        """Begin shutdown; a second request (or lameduck=False) skips the lame duck."""
+        if self._stop is None:
+            return
+        if self.shutting_down or not lameduck:
+            self._skip_lameduck = True
+        self.shutting_down = True
+        self._stop.set()
 
     async def start_admin(self) -> None:
         if self.cfg.admin_listen is None:
@@ -226,7 +229,7 @@ class App:
         self._log_examples()
         try:
             await self._stop.wait()
-            if self.shutting_down and self.cfg.shutdown.lameduck_s > 0:
+            if not self._skip_lameduck and self.cfg.shutdown.lameduck_s > 0:
                 # Lame duck: /ready is 503 so traffic drains, DNS still answers.
                 log.info("lame duck", extra={"fields": {"seconds": self.cfg.shutdown.lameduck_s}})
                 self._stop.clear()

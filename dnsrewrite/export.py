@@ -1,7 +1,7 @@
 """`dnsrewrite export-zone`: what the server answers, written as an RFC 1035 zone file.
 
 The zone file is produced by *asking our own Answerer*: every name the data
-can hold is queried for every record type the server can hold at a name, the
+can hold is queried for every record type the server synthesizes, the
 replies go through the same gate, records code and encoder as a query from
 the network, and they are parsed back (dnslib). Only answer records owned by
 the queried name and of the queried type (or a CNAME) are kept, so the file is
@@ -11,13 +11,13 @@ answers can be diffed name by name.
 
 Names asked, per zone:
 
-* forward zone: the apex (SOA, NS), ``dns-version`` (TXT), the apex NS
-  targets and ``ns.dns`` (A, AAAA), and for every Service the bare name, one
-  ``_<port>._<proto>`` name per port of the Service and of its EndpointSlices,
-  and one name per endpoint label; each of them for A, AAAA, CNAME, SRV, TXT,
-  PTR. A NODATA reply (ANCOUNT 0) is recognised from its header, unparsed.
+* forward zone: the apex (SOA, NS), ``dns-version``, ``ns.dns``, and for every
+  Service the bare name, one ``_<port>._<proto>`` name per port of the Service
+  and of its EndpointSlices, and one name per endpoint label; each for A, AAAA,
+  SRV and TXT (a CNAME is found by the A query). A NODATA reply is recognised
+  from its header and an NXDOMAIN ends the name; only answer sections are read.
 * reverse zone (``--zone in-addr.arpa`` / ``--zone ip6.arpa``, one file per
-  zone): the apex (SOA, NS) and every IP address the data has a PTR for.
+  zone): the apex (SOA, NS) and every address the data holds, for PTR.
 
 Where a static zone cannot equal our answers (NSD 4.6 serving the export):
 
@@ -68,8 +68,10 @@ from dnsrewrite.model import Port
 from dnsrewrite.names import reverse_name
 from dnsrewrite.wire import AAAA, CNAME, NS, NXDOMAIN, PTR, SOA, SRV, TXT, A
 
-FORWARD_TYPES = (A, AAAA, CNAME, SRV, TXT, PTR)
-REVERSE_TYPES = (PTR, CNAME, A, AAAA, TXT)
+# Every type the server synthesizes in each kind of zone. A CNAME is also the answer to
+# an A query at its owner (RFC 1034 §3.6.2), so asking A finds it.
+FORWARD_TYPES = (A, AAAA, SRV, TXT)
+REVERSE_TYPES = (PTR,)
 _QUERY_HEADER = struct.Struct("!HHHHHH").pack(0, 0, 1, 0, 0, 0)
 
 
@@ -84,7 +86,6 @@ class ExportResult:
     names_asked: int = 0
     queries: int = 0
     records: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # replies a static zone cannot carry
 
 
 def _query(labels: tuple[str, ...], qtype: int) -> bytes:
@@ -137,9 +138,6 @@ def export(answerer: Answerer, view: ClusterView, zone: str) -> ExportResult:
         names, types = reverse_names(view, zone_labels), REVERSE_TYPES
     else:
         names, types = forward_names(view), FORWARD_TYPES
-    exported_addresses: set[tuple[str, str]] = set()
-    wanted_addresses: dict[tuple[str, str], str] = {}
-
     def ask(relative: tuple[str, ...], qtypes: Iterable[int]) -> None:
         owner = relative + zone_labels
         owner_label = dnslib.DNSLabel(".".join(owner))
@@ -157,22 +155,13 @@ def export(answerer: Answerer, view: ClusterView, zone: str) -> ExportResult:
                     f"{'.'.join(owner)} {dnslib.QTYPE.get(qtype)}: "
                     f"{dnslib.RCODE.get(rcode)} (data not synced, or an internal error)"
                 )
-            if reply[6:8] == b"\x00\x00":
-                continue  # NODATA: nothing to write
-            parsed = dnslib.DNSRecord.parse(reply)
-            for rr in parsed.rr:
+            for rr in _answer_section(reply):  # NODATA: none
                 if rr.rname != owner_label or rr.rtype not in (qtype, CNAME):
                     continue  # the records of a chased in-zone CNAME target
                 line = _zone_line(rr)
                 if line not in seen:
                     seen.add(line)
                     result.records.append(line)
-                    if rr.rtype in (A, AAAA):
-                        exported_addresses.add((str(rr.rname).lower(), str(rr.rdata)))
-            for rr in parsed.ar:
-                if rr.rtype in (A, AAAA):
-                    key = (str(rr.rname).lower(), str(rr.rdata))
-                    wanted_addresses.setdefault(key, f"{'.'.join(owner)} {qtype}")
 
     ask((), (SOA,))
     if not result.records:
@@ -180,12 +169,17 @@ def export(answerer: Answerer, view: ClusterView, zone: str) -> ExportResult:
     ask((), (NS,))
     for relative in names:
         ask(relative, types)
-    for (name, address), where in sorted(wanted_addresses.items()):
-        if (name, address) not in exported_addresses:
-            result.problems.append(
-                f"additional {name} {address} (for {where}) is not an exported record"
-            )
     return result
+
+
+def _answer_section(reply: bytes) -> list[dnslib.RR]:
+    """The answer records of a reply (dnslib); the other sections are not read."""
+    if reply[6:8] == b"\x00\x00":
+        return []
+    buffer = dnslib.DNSBuffer(reply)
+    header = dnslib.DNSHeader.parse(buffer)
+    dnslib.DNSQuestion.parse(buffer)
+    return [dnslib.RR.parse(buffer) for _ in range(header.a)]
 
 
 def _zone_line(rr: dnslib.RR) -> str:
@@ -241,8 +235,6 @@ def run(cfg: Config, zones: list[str], output_dir: str | None) -> int:
         answerer, view = load_view(cfg)
         for zone in zones:
             result = export(answerer, view, zone)
-            for problem in result.problems:
-                print(f"dnsrewrite: export {zone}: {problem}", file=sys.stderr)
             if output_dir:
                 os.makedirs(output_dir, exist_ok=True)
                 path = os.path.join(output_dir, f"{result.zone}.zone")

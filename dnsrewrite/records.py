@@ -108,10 +108,7 @@ class Resolver:
         return Reply(NOERROR, authority=(self.soa(view, q.zone_name),))
 
     def nxdomain(self, view: ClusterView, q: Question) -> Reply:
-        """NXDOMAIN with the SOA (RFC 2308 §2.1); SERVFAIL before the first sync
-        (CoreDNS handler.go: a name error before sync is not trustworthy)."""
-        if not view.synced:
-            return Reply(SERVFAIL, aa=False)
+        """NXDOMAIN with the SOA (RFC 2308 §2.1)."""
         return Reply(NXDOMAIN, authority=(self.soa(view, q.zone_name),))
 
     def _in_cluster_zone(self, q: Question, relative: tuple[str, ...]) -> Name:
@@ -122,6 +119,10 @@ class Resolver:
 
     # --- entry point -------------------------------------------------------
     def resolve(self, view: ClusterView, q: Question) -> Reply:
+        if not view.synced:
+            # Half-listed data answers nothing: SERVFAIL makes resolvers retry
+            # elsewhere, where NXDOMAIN or a partial answer would be cached.
+            return Reply(SERVFAIL, aa=False)
         if q.reverse:
             return self._reverse(view, q)
         return self._forward(view, q, parse_forward(q.relative), depth=0)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # answer(packet, tcp, family) with family "1" (IPv4) or "2" (IPv6), as CoreDNS labels it.
 AnswerFn = Callable[[bytes, bool, str], bytes | None]
-QueryLog = Callable[[tuple, bytes, bytes | None, bool], None]  # type: ignore[type-arg]
+QueryLog = Callable[[tuple, bytes, bytes | None, bool], None]
 
 _PORT_ZERO_ATTEMPTS = 20
 
@@ -180,7 +180,9 @@ class DnsServer:
                 port = tcp.sockets[0].getsockname()[1]
                 try:
                     udp, _ = await loop.create_datagram_endpoint(
-                        lambda: UdpProtocol(self._answer, family_label, self._query_log),
+                        lambda label=family_label: UdpProtocol(  # type: ignore[misc]
+                            self._answer, label, self._query_log
+                        ),
                         local_addr=(address.host, port),
                         family=family,
                     )

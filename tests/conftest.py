@@ -83,7 +83,7 @@ class ServerThread:
 
     def stop(self) -> None:
         if self.app is not None:
-            self.loop.call_soon_threadsafe(self.app.request_stop)
+            self.loop.call_soon_threadsafe(self.app.request_stop, False)
         self._thread.join(10)
 
 
