@@ -73,6 +73,38 @@ class Zones:
         return None
 
 
+# (reply bytes after the ID, zone label, qtype, rcode, rewritten): what metrics need on a hit
+CachedReply = tuple[bytes, str, int, int, bool]
+
+
+class ReplyCache:
+    """Reply bytes keyed on the query's bytes after its ID, per published view.
+
+    The reply is a pure function of (query bytes but ID, transport, view,
+    config), so a hit only patches the ID: the client's casing, EDNS options
+    and flags are all part of the key. A new view (any data change) starts an
+    empty cache, so a cached reply is never stale. Bounded: when full it is
+    emptied, which keeps the check on the hot path a single length test.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[bytes, bool], CachedReply] = {}
+        self._view: ClusterView | None = None
+
+    def get(self, packet: bytes, tcp: bool, view: ClusterView) -> CachedReply | None:
+        if view is not self._view:
+            self._entries = {}
+            self._view = view
+            return None
+        return self._entries.get((packet[2:], tcp))
+
+    def put(self, packet: bytes, tcp: bool, value: CachedReply) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries = {}
+        self._entries[(packet[2:], tcp)] = value
+
+
 class Answerer:
     """Answers one query at a time against the view given by `get_view`."""
 
@@ -87,6 +119,7 @@ class Answerer:
         self.resolver = Resolver(settings_from(cfg))
         self.get_view = get_view
         self.stats = stats if stats is not None else QueryStats()
+        self.cache = ReplyCache(cfg.reply_cache_size) if cfg.reply_cache_size else None
 
     @property
     def panics(self) -> int:
@@ -103,58 +136,75 @@ class Answerer:
         "2" IPv6); it only feeds the request counters.
         """
         started = perf_counter()
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(packet, tcp, self.get_view())
+            if hit is not None:
+                tail, label, qtype, rcode, rewritten = hit
+                reply = packet[:2] + tail
+                self.stats.rewritten += rewritten
+                self.stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),
+                                  perf_counter() - started)
+                return reply
         try:
             header = read_header(packet)
         except Drop:
             return None  # RFC 1035: fewer than 12 bytes or QR=1 has nobody to answer
-        zone, qtype, rcode = None, 0, SERVFAIL
+        zone, qtype, rcode, rewritten = None, 0, SERVFAIL, False
         try:
-            reply, zone, qtype, rcode = self._answer(packet, header, tcp)
+            reply, zone, qtype, rcode, rewritten = self._answer(packet, header, tcp)
         except FormErr:
             reply, rcode = error_reply(header, FORMERR), FORMERR
         except Exception:
             self.stats.panics += 1
             log.exception("internal error while answering; replying SERVFAIL")
             reply = error_reply(header, SERVFAIL)
-        self.stats.record(zone_label(zone), tcp, family, qtype, rcode, len(packet), len(reply),
+        label = zone_label(zone)
+        if cache is not None and rcode != SERVFAIL:
+            cache.put(packet, tcp, (reply[2:], label, qtype, rcode, rewritten))
+        self.stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),
                           perf_counter() - started)
         return reply
 
     def _answer(
         self, packet: bytes, header: Header, tcp: bool
-    ) -> tuple[bytes, str | None, int, int]:
-        """(reply, matched zone, qtype, rcode): the gate, in order, then the lookup."""
+    ) -> tuple[bytes, str | None, int, int, bool]:
+        """(reply, matched zone, qtype, rcode, rewritten): the gate in order, then the lookup."""
         payload = self.payload
         if header.opcode != OPCODE_QUERY:
             # RFC 1035 §4.1.1, RFC 8906 §3.1.4; with an OPT if the query had one (RFC 6891 §7).
             notimp = error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
-            return notimp, None, 0, NOTIMP
+            return notimp, None, 0, NOTIMP, False
         if header.qdcount != 1 or header.ancount or header.nscount:
             # RFC 1035 §4.1.2; RFC 8906 §3.1.3. QDCOUNT 0 + OPT is a cookie probe (RFC 7873 §5.4).
             formerr = error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
-            return formerr, None, 0, FORMERR
+            return formerr, None, 0, FORMERR, False
         question = read_question(packet)
         edns = read_edns(packet, header, question.end)  # FormErr: RFC 6891 §6.1.1
         qtype = question.qtype
         if edns is not None and edns.version > 0:
             # RFC 6891 §6.1.3: we speak EDNS version 0 only; checked before the class
             # (NSD query.c order, DESIGN.md).
-            return error_reply(header, BADVERS, question, edns, payload), None, qtype, BADVERS
+            badvers = error_reply(header, BADVERS, question, edns, payload)
+            return badvers, None, qtype, BADVERS, False
         if question.qclass != CLASS_IN:
-            return error_reply(header, REFUSED, question, edns, payload), None, qtype, REFUSED
+            refused = error_reply(header, REFUSED, question, edns, payload)
+            return refused, None, qtype, REFUSED, False  # only IN is served
         labels = lower(question.labels)
         zone = self.zones.match(labels)
         if zone is None:
             # Out of our zones, the root NS health check of CoreDNS `forward`
             # included: REFUSED, RA=0, no referral (RFC 8906 §3.1.5; never recursion).
-            return error_reply(header, REFUSED, question, edns, payload), None, qtype, REFUSED
+            refused = error_reply(header, REFUSED, question, edns, payload)
+            return refused, None, qtype, REFUSED, False
         zone_size, reverse = zone
         zone_name = ".".join(labels[len(labels) - zone_size :])
         if edns is not None and edns.do:
             self.stats.do_requests[zone_name + "."] += 1
         if qtype in (AXFR, IXFR):
             # No zone transfers.
-            return error_reply(header, REFUSED, question, edns, payload), zone_name, qtype, REFUSED
+            refused = error_reply(header, REFUSED, question, edns, payload)
+            return refused, zone_name, qtype, REFUSED, False
         q = Question(question.labels, labels, qtype, zone_size, reverse)
         try:
             reply = self.resolver.resolve(self.get_view(), q)
@@ -165,10 +215,10 @@ class Answerer:
             self.stats.panics += 1
             log.exception("internal error while answering; replying SERVFAIL")
             failed = error_reply(header, SERVFAIL, question, edns, payload)
-            return failed, zone_name, qtype, SERVFAIL
+            return failed, zone_name, qtype, SERVFAIL, False
         if reply.rewritten:
-            self.stats.rewritten += 1
-        return wire, zone_name, qtype, reply.rcode
+            self.stats.rewritten += 1  # counted here on a miss, from the cache on a hit
+        return wire, zone_name, qtype, reply.rcode, reply.rewritten
 
 
 def _edns_if_any(packet: bytes, header: Header) -> Edns | None:

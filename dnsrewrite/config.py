@@ -285,6 +285,13 @@ class Config:
             max=4096,
         ),
     )
+    reply_cache_size: int = field(
+        default=100_000,
+        metadata=_doc(
+            "Replies kept as bytes for repeated queries (emptied on every data change). "
+            "0: off.", min=0, max=10_000_000,
+        ),
+    )
     log_format: str = field(
         default="logfmt",
         metadata=_doc("Log line format on stderr.", choices=("logfmt", "json")),

@@ -54,6 +54,7 @@ class TcpConnection(asyncio.Protocol):
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._paused = False  # the client is not reading: answer nothing more for now
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -86,8 +87,16 @@ class TcpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
+        """Answer the complete queries in the buffer until the write buffer is full.
+
+        Stopping there, not at the end of the read, bounds what one read of
+        pipelined queries can make us hold in memory to about one reply.
+        """
         answered = False
-        while len(self._buffer) >= 2 and self._transport is not None:
+        while not self._paused and len(self._buffer) >= 2 and self._transport is not None:
             (length,) = struct.unpack_from("!H", self._buffer)
             if len(self._buffer) < 2 + length:
                 break
@@ -108,11 +117,14 @@ class TcpConnection(asyncio.Protocol):
             self._arm_timer()  # only complete queries keep a connection alive
 
     def pause_writing(self) -> None:
+        self._paused = True
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self._transport is not None:
+        self._paused = False
+        self._answer_buffered()  # queries read before the pause
+        if not self._paused and self._transport is not None:
             self._transport.resume_reading()
 
     def eof_received(self) -> bool:

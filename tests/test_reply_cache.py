@@ -1,0 +1,55 @@
+"""The reply cache is an optimisation only: byte-identical replies (but ID) with it on or off,
+across data changes."""
+
+from __future__ import annotations
+
+import random
+
+import dns.message
+
+from tests.conftest import demo_config, loaded_app
+from tests.test_records import CASES
+
+
+def queries() -> list[bytes]:
+    rng = random.Random(7)
+    out = []
+    for qname, qtype, *_ in CASES:
+        for edns, do in ((None, False), (0, False), (0, True)):
+            name = "".join(c.upper() if rng.random() < 0.3 else c for c in qname)
+            q = dns.message.make_query(name, qtype, use_edns=edns, want_dnssec=do)
+            out.append(q.to_wire())
+    return out
+
+
+def test_cache_on_and_off_give_identical_bytes_across_data_changes(tmp_path):
+    on, off = loaded_app(demo_config()), loaded_app(demo_config(reply_cache_size=0))
+    assert on.answerer.cache is not None and off.answerer.cache is None
+    data = tmp_path / "cluster.yaml"
+    original = open(on.cfg.cluster_file).read()
+    for round_ in range(3):
+        for wire in queries() * 2:  # the second pass is served from the cache
+            for tcp in (False, True):
+                got, want = on.answerer.answer(wire, tcp), off.answerer.answer(wire, tcp)
+                assert got == want, dns.message.from_wire(wire).question
+        # Change the data under both: a cached reply must not survive it.
+        data.write_text(original.replace("10.96.20.10", f"10.96.20.{50 + round_}")
+                        .replace('dnsrewrite.io/enroll: "true"',
+                                 'dnsrewrite.io/enroll: "false"' if round_ % 2 == 0
+                                 else 'dnsrewrite.io/enroll: "true"'))
+        for app in (on, off):
+            object.__setattr__(app.cfg, "cluster_file", str(data))
+            assert app.load_cluster_file()
+    reply = dns.message.from_wire(on.answerer.answer(
+        dns.message.make_query("billing.legacy.svc.cluster.local.", "A").to_wire()))
+    assert reply.answer[0][0].to_text() == "10.96.20.52"
+
+
+def test_a_hit_patches_only_the_id():
+    app = loaded_app(demo_config())
+    q = dns.message.make_query("reviews.bookinfo.svc.cluster.local.", "A")
+    q.id = 1
+    first = app.answerer.answer(q.to_wire())
+    q.id = 2
+    second = app.answerer.answer(q.to_wire())
+    assert first[2:] == second[2:] and first[:2] == b"\x00\x01" and second[:2] == b"\x00\x02"
