@@ -10,10 +10,10 @@ cluster file when one is configured, else the Kubernetes API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-import time
 from typing import Any
 
 from aiohttp import web
@@ -233,10 +233,8 @@ class App:
                 # Lame duck: /ready is 503 so traffic drains, DNS still answers.
                 log.info("lame duck", extra={"fields": {"seconds": self.cfg.shutdown.lameduck_s}})
                 self._stop.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.cfg.shutdown.lameduck_s)
-                except TimeoutError:
-                    pass
         finally:
             log.info("shutting down")
             if watcher is not None:

@@ -86,7 +86,9 @@ def test_metrics_use_coredns_names_and_move_with_queries(demo_server):
 
 
 def _write_config(path, extra: str) -> None:
-    text = open(DEMO_CONFIG).read().replace(
+    with open(DEMO_CONFIG) as handle:
+        text = handle.read()
+    text = text.replace(
         "cluster_file: demo-cluster.yaml",
         f"cluster_file: {os.path.join(ROOT, 'config', 'demo-cluster.yaml')}")
     path.write_text(text + extra)

@@ -26,7 +26,8 @@ def test_cache_on_and_off_give_identical_bytes_across_data_changes(tmp_path):
     on, off = loaded_app(demo_config()), loaded_app(demo_config(reply_cache_size=0))
     assert on.answerer.cache is not None and off.answerer.cache is None
     data = tmp_path / "cluster.yaml"
-    original = open(on.cfg.cluster_file).read()
+    with open(on.cfg.cluster_file) as handle:
+        original = handle.read()
     for round_ in range(3):
         for wire in queries() * 2:  # the second pass is served from the cache
             for tcp in (False, True):
