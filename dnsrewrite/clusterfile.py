@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Iterator, Mapping
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import yaml
