@@ -17,8 +17,11 @@ from dnsrewrite.answer import Answerer
 
 def make_query(name: str, rdtype: str = "A", *, edns: int | None = 0, payload: int = 1232,
                do: bool = False, qid: int | None = None) -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype, use_edns=edns, payload=payload,
-                                   want_dnssec=do)
+    if edns is None:  # dnspython turns EDNS on whenever a payload is passed
+        query = dns.message.make_query(name, rdtype, use_edns=False)
+    else:
+        query = dns.message.make_query(name, rdtype, use_edns=edns, payload=payload,
+                                       want_dnssec=do)
     if qid is not None:
         query.id = qid
     return query

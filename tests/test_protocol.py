@@ -20,9 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnsrewrite import config
 from dnsrewrite.app import App
-from tests.conftest import DEMO_CONFIG, loaded_app
+from tests.conftest import demo_config, loaded_app
 
 # Header flag bits (RFC 1035 §4.1.1; AD and CD from RFC 4035 §3.2).
 QR, AA, TC, RD, RA, Z, AD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0040, 0x0020, 0x0010
@@ -132,7 +131,7 @@ def big_app(tmp_path_factory: pytest.TempPathFactory) -> App:
     items += [external_name("long-label", "x" * 64 + ".example.com"),
               external_name("empty-label", "a..example.com")]
     path = write_cluster(tmp_path_factory.mktemp("cluster") / "big.json", items)
-    return loaded_app(config.load(DEMO_CONFIG, {"cluster_file": path, "listen": ["127.0.0.1:0"]}))
+    return loaded_app(demo_config(cluster_file=path))
 
 
 def big(name: str) -> str:
