@@ -328,20 +328,31 @@ def _probe_main(conn: Any, stop: Any) -> None:
 
 # --- measurements in this process --------------------------------------------------------
 class LoopLag:
-    """Every 5 ms, a callback onto the server loop; its delay is the loop's lag."""
+    """Every 5 ms, a callback onto the server loop (call_soon_threadsafe). Two delays:
+    call -> run (the loop's own lag), and intended 5 ms tick -> run, which also counts
+    the time this sampling thread was itself frozen (a stop-the-world gc pause
+    freezes it too, so call -> run alone misses those)."""
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
-        self.samples: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, float]] = []  # (called, call -> run)
+        self.grid: list[tuple[float, float]] = []  # (intended, intended -> run)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loop-lag", daemon=True)
 
     def _run(self) -> None:
-        samples = self.samples
+        samples, grid = self.samples, self.grid
+
+        def ran(called: float, intended: float) -> None:
+            now = time.monotonic()
+            samples.append((called, now - called))
+            grid.append((intended, now - intended))
+
+        intended = time.monotonic()
         while not self._stop.is_set():
-            t = time.monotonic()
-            self.loop.call_soon_threadsafe(lambda t=t: samples.append((t, time.monotonic() - t)))
-            self._stop.wait(LAG_INTERVAL_S)
+            self.loop.call_soon_threadsafe(ran, time.monotonic(), intended)
+            intended = max(intended + LAG_INTERVAL_S, time.monotonic())
+            self._stop.wait(max(0.0, intended - time.monotonic()))
 
     def start(self) -> LoopLag:
         self._thread.start()
@@ -382,6 +393,14 @@ def pct(values: list[float], p: float) -> float:
 
 def window(pairs: list[tuple[float, float]], start: float, end: float) -> list[float]:
     return [v for t, v in pairs if start <= t <= end]
+
+
+def gc_overlap(pauses: list[tuple[float, float, int]], start: float, length: float) -> float:
+    """Seconds of gc pause inside [start, start + length]."""
+    if math.isnan(length):
+        return math.nan
+    end = start + min(length, 60.0)
+    return sum(min(s + p, end) - max(s, start) for s, p, _ in pauses if s < end and s + p > start)
 
 
 def ms(value: float) -> str:
@@ -581,17 +600,23 @@ def main() -> int:
     # --- summary ---------------------------------------------------------------------
     rows = []
     for name, (start, end) in windows.items():
-        replies = window(probe_samples, start, end)
+        replies = [(t, v) for t, v in probe_samples if start <= t <= end]
+        latencies = [v for _, v in replies]
+        worst_at, worst = max(replies, key=lambda r: r[1], default=(0.0, math.nan))
         loop_lag = window(lag.samples if lag else [], start, end)
+        grid_lag = window(lag.grid if lag else [], start, end)
         pauses = [p for s, p, g in gcp.pauses if start <= s <= end]
         gen2 = [p for s, p, g in gcp.pauses if start <= s <= end and g == 2]
         rows.append((name, f"{end - start:.1f}", str(len(replies)),
-                     str(sum(math.isinf(v) for v in replies)),
-                     ms(pct(replies, 50)), ms(pct(replies, 99)), ms(max(replies, default=math.nan)),
+                     str(sum(math.isinf(v) for v in latencies)),
+                     ms(pct(latencies, 50)), ms(pct(latencies, 99)), ms(worst),
+                     ms(gc_overlap(gcp.pauses, worst_at, worst)),
                      ms(pct(loop_lag, 99)), ms(max(loop_lag, default=math.nan)),
+                     ms(max(grid_lag, default=math.nan)),
                      ms(max(pauses, default=0.0)), str(len(gen2))))
     head = ("window", "s", "queries", "lost", "reply p50 ms", "reply p99 ms", "reply max ms",
-            "loop lag p99 ms", "loop lag max ms", "gc max pause ms", "gen2 gcs")
+            "gc during max reply ms", "loop lag p99 ms", "loop lag max ms",
+            "lag vs 5 ms tick max ms", "gc max pause ms", "gen2 gcs")
     stall_table = _table(head, rows)
 
     flip_rows = []
@@ -605,7 +630,9 @@ def main() -> int:
             stragglers = sum(r["stragglers"] for r in runs)
             flip_rows.append((label, f"last of {runs[0]['sampled']} sampled", ms(pct(last, 50)),
                               ms(pct(last, 99)), ms(max(last)),
-                              f"{stragglers} unflipped on the first pass"))
+                              f"{stragglers} unflipped when first checked"
+                              + (" (one atomic swap: the gap is the check's own time)"
+                                 if stragglers == 0 else "")))
     flip_table = _table(("namespace flipped", "until", "p50 ms", "p99 ms", "max ms", "note"),
                         flip_rows)
 
@@ -663,9 +690,10 @@ def _interpret(results: dict, relist: dict, idle: dict, flips: dict, info: dict)
         parts.append(
             f"a full relist of {results['view_services']} services stalls UDP replies for up to "
             f"{relist['reply max ms']} ms (p99 {relist['reply p99 ms']} ms vs "
-            f"{idle.get('reply p99 ms', '-')} ms idle) and the loop for up to "
-            f"{relist['loop lag max ms']} ms; the longest gc pause in that window was "
-            f"{relist['gc max pause ms']} ms")
+            f"{idle.get('reply p99 ms', '-')} ms idle), {relist['gc during max reply ms']} ms "
+            f"of which was a stop-the-world gc pause; the loop lags up to "
+            f"{relist['loop lag max ms']} ms call->run ({relist['lag vs 5 ms tick max ms']} ms "
+            "counting gc)")
     for ns, runs in flips.items():
         first = [r["first"] for r in runs]
         text = f"a {info['counts'][ns]}-service flip shows in {ms(pct(first, 50))} ms p50"
