@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -407,7 +408,9 @@ def environment(data: Data, args: argparse.Namespace) -> dict:
 
 
 # --- commands -----------------------------------------------------------------------------
-def with_servers(args: argparse.Namespace, body) -> int:  # type: ignore[no-untyped-def]
+def with_servers(
+    args: argparse.Namespace, body: Callable[[Data, list[Server], str], int]
+) -> int:
     scratch = tempfile.mkdtemp(prefix="dnsrewrite-bench-")
     servers: list[Server] = []
     try:

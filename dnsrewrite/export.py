@@ -44,8 +44,12 @@ Where a static zone cannot equal our answers (NSD 4.6 serving the export):
   for a CNAME it follows); we do for SRV and NS glue only.
 * The SOA serial is the data's (the time of its last change), so a server
   that loaded the same file at another moment answers another serial.
-* Letter case: we echo the query's case in owners and in the zone part of
-  targets; NSD echoes it in owners only. DNS names compare case-insensitively.
+* ANY: we answer NODATA; NSD answers one RRset of the name (RFC 8482).
+* Letter case: both echo the query's spelling in owner names; in targets we
+  spell the zone part as the query did, NSD as the file does except where it
+  compresses against the question. Names compare case-insensitively.
+* NSD with its default ``minimal-responses: no`` also puts the apex NS in the
+  authority section of positive answers; we, as CoreDNS, send none.
 """
 
 from __future__ import annotations
@@ -107,14 +111,15 @@ def forward_names(view: ClusterView) -> Iterator[tuple[str, ...]]:
         ports = dict.fromkeys(
             [*entry.service.ports, *(pt for t in entry.targets for pt in t.ports)]
         )
-        for label in dict.fromkeys(_port_label(pt) for pt in ports):
-            yield label + base
-        for label in dict.fromkeys(t.label for t in entry.targets):
-            yield (label, *base)
+        for port_labels in dict.fromkeys(_port_label(pt) for pt in ports):
+            yield port_labels + base
+        for endpoint in dict.fromkeys(t.label for t in entry.targets):
+            yield (endpoint, *base)
 
 
 def reverse_names(view: ClusterView, zone: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
     size = len(zone)
+
     def order(ip: str) -> tuple[int, int]:
         address = ipaddress.ip_address(ip)
         return address.version, int(address)
@@ -134,10 +139,12 @@ def export(answerer: Answerer, view: ClusterView, zone: str) -> ExportResult:
     result = ExportResult(zone, view.serial)
     seen: set[str] = set()
     names: Iterable[tuple[str, ...]]
+    types: tuple[int, ...]
     if is_reverse_zone(zone):
         names, types = reverse_names(view, zone_labels), REVERSE_TYPES
     else:
         names, types = forward_names(view), FORWARD_TYPES
+
     def ask(relative: tuple[str, ...], qtypes: Iterable[int]) -> None:
         owner = relative + zone_labels
         owner_label = dnslib.DNSLabel(".".join(owner))
