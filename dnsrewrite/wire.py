@@ -286,32 +286,44 @@ def encode_reply(
     payload: int,
     limit: int,
 ) -> bytes:
-    """The response message, truncated to `limit` bytes if needed.
+    """The response message, fitted to `limit` bytes.
 
-    Truncation keeps header, question and OPT and sets TC (RFC 2181 §9,
-    RFC 6891 §7); the client retries over TCP. OPT is present iff the query
-    had one, advertising `payload` and copying DO (RFC 3225).
+    Additional records that do not fit are left out without TC, as RFC 2181
+    §9 allows and NSD does (they are only hints). If the answer or authority
+    section does not fit, the reply keeps header, question and OPT and sets TC
+    (RFC 2181 §9, RFC 6891 §7); the client retries over TCP. OPT is present iff
+    the query had one, advertising `payload` and copying DO (RFC 3225).
     """
     flags = QR | (header.flags & (0x7800 | RD | CD)) | (reply.rcode & 0xF)
     if reply.aa:
         flags |= AA
     opt = _opt_record(payload, reply.rcode, edns.do) if edns is not None else b""
+    room = limit - len(opt)
     writer = _Writer()
     writer.buf += b"\x00" * 12
     if question is not None:
         writer.name(question.labels)
         writer.buf += question.wire[-4:]
-    counts = []
-    for section in (reply.answer, reply.authority, reply.additional):
-        for rr in section:
-            writer.record(rr)
-        counts.append(len(section))
-    writer.buf += opt
-    if len(writer.buf) > limit:
+    for rr in reply.answer:
+        writer.record(rr)
+    for rr in reply.authority:
+        writer.record(rr)
+    if len(writer.buf) > room:
         return _header(header.id, flags | TC, question, 0, 0, 0, opt)
+    additional = 0
+    for rr in reply.additional:
+        mark, names = len(writer.buf), len(writer.names)
+        writer.record(rr)
+        if len(writer.buf) > room:
+            del writer.buf[mark:]  # roll back the record and the names it registered
+            while len(writer.names) > names:
+                writer.names.popitem()
+            break
+        additional += 1
+    writer.buf += opt
     qd = 1 if question is not None else 0
-    struct.pack_into("!HHHHHH", writer.buf, 0, header.id, flags, qd, *counts[:2],
-                     counts[2] + (1 if opt else 0))
+    struct.pack_into("!HHHHHH", writer.buf, 0, header.id, flags, qd, len(reply.answer),
+                     len(reply.authority), additional + (1 if opt else 0))
     return bytes(writer.buf)
 
 
