@@ -14,7 +14,7 @@ from time import perf_counter
 
 from dnsrewrite.cluster import ClusterView
 from dnsrewrite.config import Config, is_reverse_zone
-from dnsrewrite.querystats import QueryStats, zone_label
+from dnsrewrite.querystats import QueryStats, StatsRegistry, zone_label
 from dnsrewrite.records import Question, Resolver, Settings
 from dnsrewrite.wire import (
     AXFR,
@@ -112,22 +112,27 @@ class Answerer:
         self,
         cfg: Config,
         get_view: Callable[[], ClusterView],
-        stats: QueryStats | None = None,
+        registry: StatsRegistry | None = None,
     ) -> None:
         self.payload = cfg.edns_udp_payload
         self.zones = Zones(cfg.zones)
         self.resolver = Resolver(settings_from(cfg))
         self.get_view = get_view
-        self.stats = stats if stats is not None else QueryStats()
+        self.registry = registry if registry is not None else StatsRegistry()
         self.cache = ReplyCache(cfg.reply_cache_size) if cfg.reply_cache_size else None
 
     @property
+    def stats(self) -> QueryStats:
+        """This thread's counters."""
+        return self.registry.current()
+
+    @property
     def panics(self) -> int:
-        return self.stats.panics
+        return self.registry.merged().panics
 
     @property
     def rewritten_answers(self) -> int:
-        return self.stats.rewritten
+        return self.registry.merged().rewritten
 
     def answer(self, packet: bytes, tcp: bool = False, family: str = "1") -> bytes | None:
         """The reply to `packet`, or None to send nothing.
@@ -142,8 +147,9 @@ class Answerer:
             if hit is not None:
                 tail, label, qtype, rcode, rewritten = hit
                 reply = packet[:2] + tail
-                self.stats.rewritten += rewritten
-                self.stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),
+                stats = self.registry.current()
+                stats.rewritten += rewritten
+                stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),
                                   perf_counter() - started)
                 return reply
         try:

@@ -32,7 +32,8 @@ from dnsrewrite.writer import Writer
 log = logging.getLogger("dnsrewrite")
 
 # Changing these needs a restart: sockets are bound and watches started once.
-_RESTART_KEYS = ("listen", "admin_listen", "tcp", "kubernetes", "query_log", "query_log_sample")
+_RESTART_KEYS = ("listen", "admin_listen", "tcp", "kubernetes", "query_log", "query_log_sample",
+                 "udp_io")
 
 
 class App:
@@ -61,6 +62,7 @@ class App:
             idle_timeout_s=cfg.tcp.idle_timeout_s,
             max_connections=cfg.tcp.max_connections,
             query_log=QueryLog(cfg.query_log_sample) if cfg.query_log else None,
+            udp_mode=cfg.udp_io,
         )
         self._api_client = api_client
         self.kube_source: Any = None
@@ -172,7 +174,7 @@ class App:
 
         self.writer.submit(swap_policy).wait(60)
         self.policy = policy
-        self.answerer = Answerer(new, lambda: self.view, self.answerer.stats)
+        self.answerer = Answerer(new, lambda: self.view, self.answerer.registry)
         self.cfg = new
         log.info("config reloaded", extra={"fields": {"path": self.config_path}})
         return True

@@ -285,6 +285,14 @@ class Config:
             max=4096,
         ),
     )
+    udp_io: str = field(
+        default="thread",
+        metadata=_doc(
+            "How UDP is served: `thread` (a blocking recvfrom/sendto loop per address, "
+            "fastest as measured in benchmarks/RESULTS.md) or `asyncio`.",
+            choices=("thread", "asyncio"),
+        ),
+    )
     reply_cache_size: int = field(
         default=100_000,
         metadata=_doc(

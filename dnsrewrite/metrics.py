@@ -26,6 +26,7 @@ from dnsrewrite import __version__
 from dnsrewrite.querystats import RCODE_NAMES as _RCODES
 from dnsrewrite.querystats import TYPE_NAMES as _TYPES
 from dnsrewrite.querystats import Buckets as _Buckets
+from dnsrewrite.querystats import QueryStats
 
 if TYPE_CHECKING:
     from dnsrewrite.app import App
@@ -39,7 +40,7 @@ class Collector:
 
     def collect(self) -> Iterator[Any]:
         app, server = self.app, self.server_label()
-        stats = app.answerer.stats
+        stats = app.answerer.registry.merged()
         labels = ["server", "zone", "view", "proto", "family", "type"]
         requests = CounterMetricFamily("coredns_dns_requests_total", "Counter of DNS requests "
                                        "made per zone, protocol and family.", labels=labels)
@@ -70,7 +71,7 @@ class Collector:
                                    server)
         panics = CounterMetricFamily("coredns_panics_total", "A metrics that counts the "
                                      "number of panics.")
-        panics.add_metric([], app.answerer.panics)
+        panics.add_metric([], stats.panics)
         yield panics
         info = GaugeMetricFamily("coredns_build_info", "A metric with a constant '1' value "
                                  "labeled by version, revision, and goversion from which "
@@ -78,7 +79,7 @@ class Collector:
         info.add_metric([f"dnsrewrite-{__version__}", "",
                          f"python{platform.python_version()}"], 1)
         yield info
-        yield from self._ours()
+        yield from self._ours(stats)
 
     @staticmethod
     def _histogram(name: str, doc: str, labels: list[str],
@@ -89,13 +90,12 @@ class Collector:
                               sum_value=buckets.total)
         yield family
 
-    def _ours(self) -> Iterator[Any]:
+    def _ours(self, stats: QueryStats) -> Iterator[Any]:
         app = self.app
         view = app.view
-        stats = app.answerer.stats
         rewritten = CounterMetricFamily("dnsrewrite_rewritten_answers_total",
                                         "A/AAAA answers given with a gateway's VIPs.")
-        rewritten.add_metric([], app.answerer.rewritten_answers)
+        rewritten.add_metric([], stats.rewritten)
         yield rewritten
         do = CounterMetricFamily("coredns_dns_do_requests_total", "Queries with the DO bit set.",
                                  labels=["server", "view", "zone"])

@@ -8,6 +8,7 @@ objects, never a query name in a key.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import defaultdict
 
 # CoreDNS's buckets (plugin/metrics/vars: duration from 0.25 ms doubling; sizes).
@@ -68,6 +69,54 @@ class QueryStats:
         self.request_size[(zone, proto)].observe(request_size)
         if response_size:
             self.response_size[(zone, proto)].observe(response_size)
+
+
+    def merge(self, other: QueryStats) -> None:
+        """Add `other`'s counts into this one (for a scrape-time snapshot)."""
+        for key, n in list(other.requests.items()):
+            self.requests[key] += n
+        for zone, n in list(other.do_requests.items()):
+            self.do_requests[zone] += n
+        for mine, theirs in ((self.duration, other.duration),
+                             (self.request_size, other.request_size),
+                             (self.response_size, other.response_size)):
+            for key, buckets in list(theirs.items()):
+                target = mine[key]
+                target.counts = [a + b for a, b in zip(target.counts, buckets.counts, strict=True)]
+                target.total += buckets.total
+        self.rewritten += other.rewritten
+        self.panics += other.panics
+
+
+class StatsRegistry:
+    """One QueryStats per thread that answers (the UDP readers, the event loop).
+
+    Each thread bumps only its own integers, so no update is lost and no lock
+    is taken on the query path; `merged()` adds them up at scrape time.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[QueryStats] = []
+        self._lock = threading.Lock()
+
+    def current(self) -> QueryStats:
+        try:
+            return self._local.stats  # type: ignore[no-any-return]
+        except AttributeError:
+            stats = QueryStats()
+            with self._lock:
+                self._all.append(stats)
+            self._local.stats = stats
+            return stats
+
+    def merged(self) -> QueryStats:
+        total = QueryStats()
+        with self._lock:
+            parts = list(self._all)
+        for part in parts:
+            total.merge(part)
+        return total
 
 
 def zone_label(zone: str | None) -> str:
