@@ -88,17 +88,15 @@ class UdpReader:
             if query_log is not None:
                 query_log(addr, data, reply, False)
             if reply is not None:
-                try:
+                try:  # noqa: SIM105 -- per packet: a context manager would cost more
                     sendto(reply, addr)
                 except OSError:
                     pass  # the client is gone or its buffer is full: UDP may drop
 
     def stop(self) -> None:
         self._stopping = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked recvfrom on Linux
-        except OSError:
-            pass
         self.thread.join(5)
         self.sock.close()
 
