@@ -91,6 +91,7 @@ class ClusterBuilder:
         publish, and a change that matters to decisions re-derives everything."""
         self.policy = policy
         self.decision_changes = 0  # Services whose decision changed, for metrics
+        self._changed_decisions: list[tuple[ServiceKey, Decision, Decision]] = []
         self.namespaces: dict[str, Namespace] = {}
         self.services: dict[ServiceKey, Service] = {}
         self.slices: dict[ServiceKey, dict[str, EndpointSlice]] = {}
@@ -176,8 +177,14 @@ class ClusterBuilder:
         return bool(self._everything_dirty or self._dirty_services or self._dirty_namespaces)
 
     def publish(self, now: float) -> ClusterView:
-        """Derive a new view from the changes since the last publish."""
+        """Derive a new view from the changes since the last publish.
+
+        Before the first sync nothing is derived (queries answer SERVFAIL
+        anyway): the three initial lists then cost one derivation, not three.
+        """
         old = self._view
+        if not self.synced:
+            return old
         if self.policy.observe(self.services, self.slices, now):
             self._everything_dirty = True
         if self._everything_dirty:
@@ -237,15 +244,25 @@ class ClusterBuilder:
         return ServiceEntry(service, targets, self.policy.decide(inputs))
 
     def _log_decision_change(self, key: ServiceKey, before: Decision, after: Decision) -> None:
-        """One line per Service whose decision changes; never one per query."""
+        """Note a Service whose decision changed; logged by `flush_decision_log`."""
         if (before.state, before.rule, before.gateway, before.vips, before.would) == (
             after.state, after.rule, after.gateway, after.vips, after.would
         ):
             return
         self.decision_changes += 1
-        log.info("decision changed", extra={"fields": {
-            "service": f"{key[0]}/{key[1]}", "from": before.state.value,
-            "to": after.state.value, "rule": after.rule.value, "reason": after.reason}})
+        self._changed_decisions.append((key, before, after))
+
+    def flush_decision_log(self) -> None:
+        """One line per Service whose decision changed; never one per query.
+
+        Called after the view is published, so that writing a thousand lines
+        for a namespace flip does not delay the answers changing.
+        """
+        changed, self._changed_decisions = self._changed_decisions, []
+        for key, before, after in changed:
+            log.info("decision changed", extra={"fields": {
+                "service": f"{key[0]}/{key[1]}", "from": before.state.value,
+                "to": after.state.value, "rule": after.rule.value, "reason": after.reason}})
 
     def _index_ips(self, key: ServiceKey, entry: ServiceEntry, add: bool) -> None:
         for ip in _entry_ips(entry):

@@ -57,6 +57,7 @@ class World:
     def publish(self, after_s: float = 0.0) -> World:
         self.now += after_s
         self.view = self.builder.publish(self.now)
+        self.builder.flush_decision_log()
         return self
 
     def decision(self, ns: str, name: str):
