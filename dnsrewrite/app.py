@@ -26,6 +26,7 @@ from dnsrewrite.config import Config, parse_listen
 from dnsrewrite.metrics import make_registry
 from dnsrewrite.policy import Policy
 from dnsrewrite.querylog import QueryLog
+from dnsrewrite.rrl import ResponseRateLimiter
 from dnsrewrite.server import DnsServer
 from dnsrewrite.writer import Writer
 
@@ -33,7 +34,7 @@ log = logging.getLogger("dnsrewrite")
 
 # Changing these needs a restart: sockets are bound and watches started once.
 _RESTART_KEYS = ("listen", "admin_listen", "tcp", "kubernetes", "query_log", "query_log_sample",
-                 "udp_io")
+                 "udp_io", "rrl")
 
 
 class App:
@@ -54,6 +55,10 @@ class App:
         self.view = ClusterView()
         self.answerer = Answerer(cfg, lambda: self.view)
         self.registry, self.programming = make_registry(self, self._server_label)
+        rrl = cfg.rrl
+        self.rrl = ResponseRateLimiter(
+            rrl.responses_per_second, rrl.slip, rrl.large_bytes, rrl.ipv4_prefix, rrl.ipv6_prefix
+        ) if rrl.enabled else None
         self.writer = Writer(self.builder, self._set_view, cfg.kubernetes.publish_window_s,
                              on_programmed=self.programming.observe)
         self.server = DnsServer(
@@ -63,6 +68,7 @@ class App:
             max_connections=cfg.tcp.max_connections,
             query_log=QueryLog(cfg.query_log_sample) if cfg.query_log else None,
             udp_mode=cfg.udp_io,
+            udp_filter=self.rrl.filter if self.rrl is not None else None,
         )
         self._api_client = api_client
         self.kube_source: Any = None

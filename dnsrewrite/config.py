@@ -228,6 +228,35 @@ class KubernetesConfig:
 
 
 @dataclass(frozen=True)
+class RrlConfig:
+    enabled: bool = field(
+        default=False,
+        metadata=_doc("Response rate limiting on UDP for error and large replies (anti-reflection)."),
+    )
+    responses_per_second: float = field(
+        default=200.0,
+        metadata=_doc("Limited replies allowed per client prefix and category per second "
+                      "(NSD rrl-ratelimit default 200).", min=1, max=1_000_000),
+    )
+    slip: int = field(
+        default=2,
+        metadata=_doc("Every Nth reply over the limit goes out as TC=1 so real clients retry "
+                      "over TCP; 0: drop them all (NSD rrl-slip).", min=0, max=100),
+    )
+    large_bytes: int = field(
+        default=512,
+        metadata=_doc("A NOERROR reply larger than this counts as large.", min=64, max=65535),
+    )
+    ipv4_prefix: int = field(
+        default=24, metadata=_doc("Clients are grouped by this IPv4 prefix length.", min=8, max=32)
+    )
+    ipv6_prefix: int = field(
+        default=56, metadata=_doc("Clients are grouped by this IPv6 prefix length.", min=16,
+                                  max=128)
+    )
+
+
+@dataclass(frozen=True)
 class ShutdownConfig:
     lameduck_s: float = field(
         default=5.0,
@@ -333,6 +362,7 @@ class Config:
     nameserver: NameserverConfig = field(
         default_factory=NameserverConfig, metadata=_doc("The apex NS record.")
     )
+    rrl: RrlConfig = field(default_factory=RrlConfig, metadata=_doc("Response rate limiting."))
     shutdown: ShutdownConfig = field(
         default_factory=ShutdownConfig, metadata=_doc("Graceful shutdown.")
     )

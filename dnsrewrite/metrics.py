@@ -142,6 +142,13 @@ class Collector:
             for reason, n in list(app.kube_source.stats.restarts.items()):
                 restarts.add_metric([reason], n)
         yield restarts
+        limited = CounterMetricFamily("dnsrewrite_rrl_limited_total",
+                                      "UDP replies over the rate limit, by action.",
+                                      labels=["action"])
+        if app.rrl is not None:
+            limited.add_metric(["dropped"], app.rrl.dropped)
+            limited.add_metric(["slipped"], app.rrl.slipped)
+        yield limited
         reloads = CounterMetricFamily("dnsrewrite_reload_failures_total",
                                       "Config or cluster-file reloads rejected as invalid.")
         reloads.add_metric([], app.reload_failures)

@@ -24,15 +24,19 @@ log = logging.getLogger(__name__)
 # answer(packet, tcp, family) with family "1" (IPv4) or "2" (IPv6), as CoreDNS labels it.
 AnswerFn = Callable[[bytes, bool, str], bytes | None]
 QueryLog = Callable[[tuple, bytes, bytes | None, bool], None]
+# A last say on each UDP reply (response rate limiting): (client IP, reply) -> reply or None.
+UdpFilter = Callable[[str, bytes], bytes | None]
 
 _PORT_ZERO_ATTEMPTS = 20
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, answer: AnswerFn, family: str, query_log: QueryLog | None) -> None:
+    def __init__(self, answer: AnswerFn, family: str, query_log: QueryLog | None,
+                 udp_filter: UdpFilter | None = None) -> None:
         self._answer = answer
         self._family = family
         self._query_log = query_log
+        self._filter = udp_filter
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -42,6 +46,8 @@ class UdpProtocol(asyncio.DatagramProtocol):
         reply = self._answer(data, False, self._family)
         if self._query_log is not None:
             self._query_log(addr, data, reply, False)
+        if reply is not None and self._filter is not None:
+            reply = self._filter(addr[0], reply)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
@@ -60,8 +66,9 @@ class UdpReader:
     """
 
     def __init__(self, sock: socket.socket, answer: AnswerFn, family: str,
-                 query_log: QueryLog | None) -> None:
+                 query_log: QueryLog | None, udp_filter: UdpFilter | None = None) -> None:
         self.sock = sock
+        self._filter = udp_filter
         self._answer = answer
         self._family = family
         self._query_log = query_log
@@ -75,6 +82,7 @@ class UdpReader:
     def _run(self) -> None:
         recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
         answer, family, query_log = self._answer, self._family, self._query_log
+        udp_filter = self._filter
         while True:
             try:
                 data, addr = recvfrom(65535)
@@ -87,6 +95,8 @@ class UdpReader:
             reply = answer(data, False, family)
             if query_log is not None:
                 query_log(addr, data, reply, False)
+            if reply is not None and udp_filter is not None:
+                reply = udp_filter(addr[0], reply)
             if reply is not None:
                 try:  # noqa: SIM105 -- per packet: a context manager would cost more
                     sendto(reply, addr)
@@ -212,12 +222,14 @@ class DnsServer:
         max_connections: int = 1000,
         query_log: QueryLog | None = None,
         udp_mode: str = "thread",
+        udp_filter: UdpFilter | None = None,
     ) -> None:
         """`udp_mode`: "thread" (a blocking reader thread per address) or "asyncio"."""
         self.addresses = addresses
         self._query_log = query_log
         self._udp_mode = udp_mode
         self._udp_readers: list[UdpReader] = []
+        self._udp_filter = udp_filter
         self._answer = answer
         self._tcp_states: list[TcpServerState] = []
         self._idle_timeout_s = idle_timeout_s
@@ -268,7 +280,7 @@ class DnsServer:
     ) -> asyncio.DatagramTransport | None:
         if self._udp_mode == "asyncio":
             udp, _ = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(self._answer, label, self._query_log),
+                lambda: UdpProtocol(self._answer, label, self._query_log, self._udp_filter),
                 local_addr=(host, port),
                 family=family,
             )
@@ -281,7 +293,7 @@ class DnsServer:
         except OSError:
             sock.close()
             raise
-        reader = UdpReader(sock, self._answer, label, self._query_log)
+        reader = UdpReader(sock, self._answer, label, self._query_log, self._udp_filter)
         reader.start()
         self._udp_readers.append(reader)
         return None
