@@ -95,3 +95,19 @@ def test_ipv6_listen_address():
 ])
 def test_label_selectors(selector, labels, matches):
     assert parse_selector(selector).matches(labels) is matches
+
+
+def test_every_key_is_documented_in_the_shipped_config_file():
+    import yaml
+
+    with open("config/dnsrewrite.yaml") as handle:
+        shipped = yaml.safe_load(handle)
+
+    def flatten(data, prefix=""):
+        for key, value in data.items():
+            if isinstance(value, dict) and key != "gateways":
+                yield from flatten(value, f"{prefix}{key}.")
+            else:
+                yield prefix + key
+
+    assert sorted(flatten(shipped)) == sorted(key for key, _d, _doc in config.describe())
