@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from time import perf_counter
 
-from dnsrewrite.cluster import ClusterView
+from dnsrewrite.cluster import ANY_DEP, REVERSE_DEP, ClusterView
 from dnsrewrite.config import Config, is_reverse_zone
 from dnsrewrite.querystats import QueryStats, StatsRegistry, zone_label
 from dnsrewrite.records import Question, Resolver, Settings
@@ -20,6 +20,7 @@ from dnsrewrite.wire import (
     AXFR,
     BADVERS,
     CLASS_IN,
+    CNAME,
     FORMERR,
     IXFR,
     NOTIMP,
@@ -31,6 +32,7 @@ from dnsrewrite.wire import (
     Edns,
     FormErr,
     Header,
+    Reply,
     encode_reply,
     error_reply,
     find_edns,
@@ -73,36 +75,52 @@ class Zones:
         return None
 
 
-# (reply bytes after the ID, zone label, qtype, rcode, rewritten): what metrics need on a hit
-CachedReply = tuple[bytes, str, int, int, bool]
+# (reply bytes after the ID, zone label, qtype, rcode, rewritten: what metrics need on a hit;
+#  global version, dependency, its version: what validity needs)
+CachedReply = tuple[bytes, str, int, int, bool, int, str, int]
 
 
 class ReplyCache:
-    """Reply bytes keyed on the query's bytes after its ID, per published view.
+    """Reply bytes keyed on the query's bytes after its ID.
 
-    The reply is a pure function of (query bytes but ID, transport, view,
+    The reply is a pure function of (query bytes but ID, transport, data,
     config), so a hit only patches the ID: the client's casing, EDNS options
-    and flags are all part of the key. A new view (any data change) starts an
-    empty cache, so a cached reply is never stale. Bounded: when full it is
-    emptied, which keeps the check on the hot path a single length test.
+    and flags are all part of the key. Each entry remembers which part of the
+    data it read (its namespace, the reverse index, or anything) and that
+    part's version; a hit is served only while both that version and the
+    view's global version are unchanged, so a change in one namespace leaves
+    the others' entries valid and no entry is ever stale. Bounded: when full
+    it is emptied, which keeps the hot path a single length test.
     """
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._entries: dict[tuple[bytes, bool], CachedReply] = {}
-        self._view: ClusterView | None = None
 
     def get(self, packet: bytes, tcp: bool, view: ClusterView) -> CachedReply | None:
-        if view is not self._view:
-            self._entries = {}
-            self._view = view
+        entry = self._entries.get((packet[2:], tcp))
+        if entry is None:
             return None
-        return self._entries.get((packet[2:], tcp))
+        if entry[5] != view.global_version or view.versions.get(entry[6], 0) != entry[7]:
+            return None
+        return entry
 
     def put(self, packet: bytes, tcp: bool, value: CachedReply) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries = {}
         self._entries[(packet[2:], tcp)] = value
+
+
+def dependency(q: Question, reply: Reply) -> str:
+    """Which part of the data a reply read, for the reply cache."""
+    if q.reverse:
+        return REVERSE_DEP
+    relative = q.relative
+    if not relative or any(rr.rtype == CNAME for rr in reply.answer):
+        return ANY_DEP  # the apex NS reads endpoints; a CNAME chase another namespace
+    if len(relative) >= 2 and relative[-1] in ("svc", "pod"):
+        return relative[-2]  # everything under <ns>.svc / <ns>.pod reads that namespace only
+    return ""  # the grammar alone decided (NXDOMAIN, NODATA, dns-version): global only
 
 
 class Answerer:
@@ -142,10 +160,11 @@ class Answerer:
         """
         started = perf_counter()
         cache = self.cache
+        view = self.get_view()  # one view for the whole query: never half an update
         if cache is not None:
-            hit = cache.get(packet, tcp, self.get_view())
+            hit = cache.get(packet, tcp, view)
             if hit is not None:
-                tail, label, qtype, rcode, rewritten = hit
+                tail, label, qtype, rcode, rewritten = hit[:5]
                 reply = packet[:2] + tail
                 stats = self.registry.current()
                 stats.rewritten += rewritten
@@ -156,9 +175,9 @@ class Answerer:
             header = read_header(packet)
         except Drop:
             return None  # RFC 1035: fewer than 12 bytes or QR=1 has nobody to answer
-        zone, qtype, rcode, rewritten = None, 0, SERVFAIL, False
+        zone, qtype, rcode, rewritten, dep = None, 0, SERVFAIL, False, ""
         try:
-            reply, zone, qtype, rcode, rewritten = self._answer(packet, header, tcp)
+            reply, zone, qtype, rcode, rewritten, dep = self._answer(packet, header, tcp, view)
         except FormErr:
             reply, rcode = error_reply(header, FORMERR), FORMERR
         except Exception:
@@ -167,24 +186,26 @@ class Answerer:
             reply = error_reply(header, SERVFAIL)
         label = zone_label(zone)
         if cache is not None and rcode != SERVFAIL:
-            cache.put(packet, tcp, (reply[2:], label, qtype, rcode, rewritten))
+            cache.put(packet, tcp, (reply[2:], label, qtype, rcode, rewritten,
+                                    view.global_version, dep, view.versions.get(dep, 0)))
         self.stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),
                           perf_counter() - started)
         return reply
 
     def _answer(
-        self, packet: bytes, header: Header, tcp: bool
-    ) -> tuple[bytes, str | None, int, int, bool]:
-        """(reply, matched zone, qtype, rcode, rewritten): the gate in order, then the lookup."""
+        self, packet: bytes, header: Header, tcp: bool, view: ClusterView
+    ) -> tuple[bytes, str | None, int, int, bool, str]:
+        """(reply, zone, qtype, rcode, rewritten, cache dependency): the gate in order,
+        then the lookup."""
         payload = self.payload
         if header.opcode != OPCODE_QUERY:
             # RFC 1035 §4.1.1, RFC 8906 §3.1.4; with an OPT if the query had one (RFC 6891 §7).
             notimp = error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
-            return notimp, None, 0, NOTIMP, False
+            return notimp, None, 0, NOTIMP, False, ""
         if header.qdcount != 1 or header.ancount or header.nscount:
             # RFC 1035 §4.1.2; RFC 8906 §3.1.3. QDCOUNT 0 + OPT is a cookie probe (RFC 7873 §5.4).
             formerr = error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
-            return formerr, None, 0, FORMERR, False
+            return formerr, None, 0, FORMERR, False, ""
         question = read_question(packet)
         edns = read_edns(packet, header, question.end)  # FormErr: RFC 6891 §6.1.1
         qtype = question.qtype
@@ -192,17 +213,17 @@ class Answerer:
             # RFC 6891 §6.1.3: we speak EDNS version 0 only; checked before the class
             # (NSD query.c order, DESIGN.md).
             badvers = error_reply(header, BADVERS, question, edns, payload)
-            return badvers, None, qtype, BADVERS, False
+            return badvers, None, qtype, BADVERS, False, ""
         if question.qclass != CLASS_IN:
             refused = error_reply(header, REFUSED, question, edns, payload)
-            return refused, None, qtype, REFUSED, False  # only IN is served
+            return refused, None, qtype, REFUSED, False, ""  # only IN is served
         labels = lower(question.labels)
         zone = self.zones.match(labels)
         if zone is None:
             # Out of our zones, the root NS health check of CoreDNS `forward`
             # included: REFUSED, RA=0, no referral (RFC 8906 §3.1.5; never recursion).
             refused = error_reply(header, REFUSED, question, edns, payload)
-            return refused, None, qtype, REFUSED, False
+            return refused, None, qtype, REFUSED, False, ""
         zone_size, reverse = zone
         zone_name = ".".join(labels[len(labels) - zone_size :])
         if edns is not None and edns.do:
@@ -210,10 +231,10 @@ class Answerer:
         if qtype in (AXFR, IXFR):
             # No zone transfers.
             refused = error_reply(header, REFUSED, question, edns, payload)
-            return refused, zone_name, qtype, REFUSED, False
+            return refused, zone_name, qtype, REFUSED, False, ""
         q = Question(question.labels, labels, qtype, zone_size, reverse)
         try:
-            reply = self.resolver.resolve(self.get_view(), q)
+            reply = self.resolver.resolve(view, q)
             limit = TCP_LIMIT if tcp else udp_limit(edns, payload)
             wire = encode_reply(header, question, reply, edns, payload, limit)
         except Exception:
@@ -221,10 +242,10 @@ class Answerer:
             self.stats.panics += 1
             log.exception("internal error while answering; replying SERVFAIL")
             failed = error_reply(header, SERVFAIL, question, edns, payload)
-            return failed, zone_name, qtype, SERVFAIL, False
+            return failed, zone_name, qtype, SERVFAIL, False, ""
         if reply.rewritten:
             self.stats.rewritten += 1  # counted here on a miss, from the cache on a hit
-        return wire, zone_name, qtype, reply.rcode, reply.rewritten
+        return wire, zone_name, qtype, reply.rcode, reply.rewritten, dependency(q, reply)
 
 
 def _edns_if_any(packet: bytes, header: Header) -> Edns | None:

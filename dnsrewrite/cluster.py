@@ -66,6 +66,15 @@ class ClusterView:
     synced: bool = False
     gateways: Mapping[str, GatewayState] = field(default_factory=dict)
     decisions: Mapping[State, int] = field(default_factory=dict)  # Services per state
+    # What the reply cache checks: `global_version` is the generation of the last change
+    # that can affect any answer (a relist, a gateway or policy change); `versions` maps a
+    # namespace (or REVERSE_DEP, ANY_DEP) to the generation of its last change since then.
+    global_version: int = 0
+    versions: Mapping[str, int] = field(default_factory=dict)
+
+
+REVERSE_DEP = "\x00reverse"  # PTR answers: any change of the reverse index
+ANY_DEP = "\x00any"  # answers that may read anything (apex NS, CNAME chases): any change
 
 
 def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[Target, ...]:
@@ -216,16 +225,32 @@ class ClusterBuilder:
         self._reindex(reverse, touched_ips, entries)
         namespaces_changed = bool(self._dirty_namespaces) or self._everything_dirty
         changed = bool(dirty) or namespaces_changed or self.synced != old.synced
+        generation = old.generation + 1 if changed else old.generation
+        if self._everything_dirty or self.synced != old.synced:
+            global_version, versions = generation, {}
+        else:
+            global_version, versions = old.global_version, dict(old.versions)
+            for namespace in {key[0] for key in dirty} | self._dirty_namespaces:
+                versions[namespace] = generation
+            if touched_ips:
+                versions[REVERSE_DEP] = generation
+            if changed:
+                versions[ANY_DEP] = generation
         self._view = ClusterView(
             namespaces=dict(self.namespaces) if namespaces_changed else old.namespaces,
             services=entries,
             reverse=reverse,
-            generation=old.generation + 1 if changed else old.generation,
-            serial=int(now) if changed else old.serial,
+            generation=generation,
+            # The SOA serial moves with global changes only, so that a cached negative
+            # answer in one namespace stays byte-identical while another changes.
+            # (CoreDNS moves it on every change; nothing here transfers zones.)
+            serial=int(now) if global_version != old.global_version else old.serial,
             updated_at=now if changed else old.updated_at,
             synced=self.synced,
             gateways=dict(self.policy.gateways),
             decisions={state: n for state, n in counts.items() if n > 0},
+            global_version=global_version,
+            versions=versions,
         )
         self._dirty_services.clear()
         self._dirty_namespaces.clear()

@@ -56,3 +56,28 @@ def test_a_hit_patches_only_the_id():
     q.id = 2
     second = app.answerer.answer(q.to_wire())
     assert first[2:] == second[2:] and first[:2] == b"\x00\x01" and second[:2] == b"\x00\x02"
+
+
+def test_a_change_in_one_namespace_keeps_the_others_cached_and_never_serves_stale():
+    from dnsrewrite.model import service_from_api
+    from tests.fakeapi import objects as k8s
+
+    on = loaded_app(demo_config())
+    off_answerer = Answerer(demo_config(reply_cache_size=0), lambda: on.view)
+    legacy = dns.message.make_query("billing.legacy.svc.cluster.local.", "A").to_wire()
+    reviews = dns.message.make_query("reviews-pods.bookinfo.svc.cluster.local.", "A").to_wire()
+    nx = dns.message.make_query("nope.bookinfo.svc.cluster.local.", "A").to_wire()
+    ptr = dns.message.make_query("7.7.96.10.in-addr.arpa.", "PTR").to_wire()
+    for wire in (legacy, reviews, nx, ptr):
+        on.answerer.answer(wire)
+    # A new Service in bookinfo, with a ClusterIP (so the reverse index changes too).
+    new = service_from_api(k8s.service("bookinfo", "nope", cluster_ips=["10.96.7.7"],
+                                       ports=[("http", 9080, "TCP")]))
+    on.writer.submit(lambda b: b.set_service(new)).wait(10)
+    cache = on.answerer.cache
+    assert cache.get(legacy, False, on.view) is not None  # legacy untouched: still cached
+    assert cache.get(nx, False, on.view) is None  # bookinfo changed: invalidated
+    assert cache.get(ptr, False, on.view) is None  # the reverse index changed
+    for wire in queries() + [legacy, reviews, nx, ptr]:
+        assert on.answerer.answer(wire) == off_answerer.answer(wire)
+    assert dns.message.from_wire(on.answerer.answer(nx)).answer  # now exists: not stale
