@@ -1,6 +1,7 @@
 # Sourced by the benchmark wrappers: install what the benchmarks need, then set $PY.
 # Debian packages: dnsperf and nsd (root; apt-get only when one is missing). Python: the
-# project's .venv with the test extras (dnspython), created when missing.
+# project's .venv with the test extras (dnspython), created when missing, and the
+# benchmark-only packages of benchmarks/requirements.txt (matplotlib, py-spy).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 missing=()
@@ -20,4 +21,9 @@ if ! "$PY" -c 'import dnsrewrite, dns.message' 2>/dev/null; then
     echo "[setup] creating $ROOT/.venv with the project and its test extras" >&2
     [ -x "$PY" ] || python3 -m venv "$ROOT/.venv"
     "$PY" -m pip install -q -e "$ROOT[test]" >&2
+fi
+# Benchmark-only Python dependencies (the latency chart, py-spy profiles).
+if ! "$PY" -c 'import matplotlib' 2>/dev/null || [ ! -x "$(dirname "$PY")/py-spy" ]; then
+    echo "[setup] pip install -r benchmarks/requirements.txt" >&2
+    "$PY" -m pip install -q -r "$ROOT/benchmarks/requirements.txt" >&2
 fi

@@ -471,14 +471,16 @@ def cmd_latency(args: argparse.Namespace) -> int:
     def body(data: Data, servers: list[Server], scratch: str) -> int:
         path = os.path.join(OUT, "throughput.json")
         maxima = {}
+        max_runs = []
         if os.path.exists(path) and not args.remeasure:
             maxima = read_json(path)["mean_qps"]
             log(f"max qps from {path}: {maxima}")
         for server in servers:
             if server.name not in maxima:
                 log(f"measuring the max of {server.name} ({args.duration}s)")
-                maxima[server.name] = dnsperf(server, data, args.duration, args.clients,
-                                              args.outstanding, None, scratch).qps
+                max_runs.append(dnsperf(server, data, args.duration, args.clients,
+                                        args.outstanding, None, scratch))
+                maxima[server.name] = max_runs[-1].qps
         runs = []
         for percent in args.rates:
             for server in servers:
@@ -488,8 +490,12 @@ def cmd_latency(args: argparse.Namespace) -> int:
                 runs.append(dnsperf(server, data, args.duration, args.clients, args.outstanding,
                                     rate, scratch))
         print_runs(runs)
+        if max_runs:
+            print("max (unpaced) runs:")
+            print_runs(max_runs)
         result = {"kind": "latency", "env": environment(data, args), "max_qps": maxima,
-                  "rates_pct": args.rates, "runs": [asdict(r) for r in runs]}
+                  "rates_pct": args.rates, "runs": [asdict(r) for r in runs],
+                  "max_runs": [asdict(r) for r in max_runs]}
         out = os.path.join(OUT, "latency.json")
         write_json(out, result)
         log(f"wrote {out}")

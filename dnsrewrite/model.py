@@ -105,9 +105,15 @@ def _string_map(value: Any, keep: Collection[str] | None = None) -> Mapping[str,
 
 
 def canonical_ip(text: Any) -> str:
-    """Canonical text of an IP address, or ModelError."""
+    """Canonical text of an IP address, or ModelError.
+
+    IPv6 zone indexes (`fe80::1%eth0`) are refused: they have no place in DNS.
+    """
     try:
-        return str(ipaddress.ip_address(str(text).strip()))
+        address = ipaddress.ip_address(str(text).strip())
+        if getattr(address, "scope_id", None):
+            raise ValueError("scoped address")
+        return str(address)
     except ValueError:
         raise ModelError(f"invalid IP address {text!r}") from None
 

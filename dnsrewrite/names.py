@@ -51,6 +51,9 @@ def parse_forward(relative: tuple[str, ...]) -> ParsedName:
         return ParsedName(Kind.DNS_VERSION)
     if relative == ("ns", "dns"):
         return ParsedName(Kind.NS_HOST)
+    if relative == ("dns",):
+        # The empty non-terminal above ns.dns: NODATA (RFC 8020; CoreDNS: NXDOMAIN).
+        return ParsedName(Kind.EMPTY)
     *segments, kind = relative
     if kind not in ("svc", "pod"):
         return ParsedName(Kind.INVALID)
@@ -105,7 +108,10 @@ def parse_reverse(labels: tuple[str, ...]) -> ParsedName:
 
 
 def _is_octet(label: str) -> bool:
-    return label.isdigit() and len(label) <= 3 and int(label) <= 255 and str(int(label)) == label
+    # isascii: str.isdigit() is also true for characters like '²' that int() refuses.
+    if not (label.isascii() and label.isdigit() and len(label) <= 3):
+        return False
+    return int(label) <= 255 and str(int(label)) == label
 
 
 def pod_ip(label: str) -> str | None:
@@ -118,6 +124,8 @@ def pod_ip(label: str) -> str | None:
         text = label.replace("-", ".")
     else:
         text = label.replace("-", ":")
+    if not text.isascii() or "%" in text:
+        return None  # no IPv6 zone index, no non-ASCII digits
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:

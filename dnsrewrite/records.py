@@ -167,7 +167,13 @@ class Resolver:
             return self._external_name(view, q, p, entry, depth)
         if kind is Kind.ENDPOINT:
             targets = [t for t in entry.targets if t.label == p.endpoint]
-            return self._targets(view, q, entry, targets, None) if targets else self.nxdomain(view, q)
+            if targets:
+                return self._targets(view, q, entry, targets, None)
+            if _has_protocol(entry, p.endpoint):
+                # `_<proto>.<svc>...` is the empty non-terminal above `_<port>._<proto>`:
+                # NODATA (RFC 8020; CoreDNS answers NXDOMAIN).
+                return self.nodata(view, q)
+            return self.nxdomain(view, q)
         port_filter = (p.port, p.protocol) if kind is Kind.PORT else None
         if entry.service.kind is ServiceKind.HEADLESS:
             return self._headless(view, q, entry, port_filter)
@@ -353,6 +359,16 @@ class Resolver:
             for rel in names
         ]
         return Reply(NOERROR, answer=answer)
+
+
+def _has_protocol(entry: ServiceEntry, label: str) -> bool:
+    """Whether `_<proto>` names a protocol of one of the Service's named ports."""
+    if not label.startswith("_"):
+        return False
+    protocol = label[1:]
+    ports = entry.service.ports if entry.service.kind is ServiceKind.CLUSTER_IP else [
+        p for t in entry.targets for p in t.ports]
+    return any(p.name and p.port > 0 and p.protocol.lower() == protocol for p in ports)
 
 
 def _port_matches(port: Port, wanted: tuple[str, str]) -> bool:
