@@ -210,7 +210,8 @@ class App:
         await self._admin_runner.setup()
         site = web.TCPSite(self._admin_runner, address.host, address.port, reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
         self.admin_bound = sockets[0].getsockname()[:2] if sockets else None
         log.info("admin listening", extra={"fields": {"address": str(self.admin_bound)}})
 

@@ -85,7 +85,7 @@ def parse(
                 continue  # other kinds in a snapshot (Endpoints, Pods) are not ours
             convert, bucket = converters[kind]
             try:
-                bucket.append(convert(item))  # type: ignore[operator]
+                bucket.append(convert(item))  # type: ignore[attr-defined,operator]
             except ModelError as err:
                 meta = item.get("metadata") or {}
                 where = f"{kind} {meta.get('namespace', '')}/{meta.get('name', f'#{index}')}"

@@ -158,7 +158,7 @@ class Collector:
 def make_registry(app: App, server_label: Callable[[], str]) -> tuple[CollectorRegistry,
                                                                         Histogram]:
     registry = CollectorRegistry()
-    registry.register(Collector(app, server_label))  # type: ignore[arg-type]
+    registry.register(Collector(app, server_label))
     programming = Histogram(
         "dnsrewrite_kubernetes_dns_programming_duration_seconds",
         "Time from a cluster event's arrival to the answer changing (CoreDNS's DNS "

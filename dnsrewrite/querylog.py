@@ -28,7 +28,7 @@ class QueryLog:
     def __init__(self, sample: float) -> None:
         self.sample = sample
 
-    def __call__(self, peer: tuple, query: bytes, reply: bytes | None, tcp: bool) -> None:  # type: ignore[type-arg]
+    def __call__(self, peer: tuple, query: bytes, reply: bytes | None, tcp: bool) -> None:
         if self.sample < 1.0 and random.random() >= self.sample:
             return
         try:

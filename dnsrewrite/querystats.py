@@ -37,7 +37,8 @@ class Buckets:
         self.total += value
 
     def family_buckets(self) -> list[tuple[str, float]]:
-        out, running = [], 0
+        out: list[tuple[str, float]] = []
+        running = 0
         for bound, count in zip(self.bounds, self.counts, strict=False):
             running += count
             out.append((repr(float(bound)) if isinstance(bound, float) else str(bound), running))
@@ -77,11 +78,11 @@ class QueryStats:
             self.requests[key] += n
         for zone, n in list(other.do_requests.items()):
             self.do_requests[zone] += n
-        for mine, theirs in ((self.duration, other.duration),
-                             (self.request_size, other.request_size),
-                             (self.response_size, other.response_size)):
-            for key, buckets in list(theirs.items()):
-                target = mine[key]
+        pairs = ((self.duration, other.duration), (self.request_size, other.request_size),
+                 (self.response_size, other.response_size))
+        for mine, theirs in pairs:
+            for bucket_key, buckets in list(theirs.items()):
+                target = mine[bucket_key]
                 target.counts = [a + b for a, b in zip(target.counts, buckets.counts, strict=True)]
                 target.total += buckets.total
         self.rewritten += other.rewritten
@@ -102,7 +103,8 @@ class StatsRegistry:
 
     def current(self) -> QueryStats:
         try:
-            return self._local.stats  # type: ignore[no-any-return]
+            stats: QueryStats = self._local.stats
+            return stats
         except AttributeError:
             stats = QueryStats()
             with self._lock:

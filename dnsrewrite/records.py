@@ -87,7 +87,7 @@ def _family_matches(ip: str, qtype: int) -> bool:
     return (qtype == AAAA) == (":" in ip)
 
 
-def _unique(items: Iterable[object]) -> list:  # type: ignore[type-arg]
+def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
@@ -185,7 +185,8 @@ class Resolver:
         if q.qtype == SOA:
             return Reply(NOERROR, answer=(self.soa(view, zone),))
         if q.qtype == NS:
-            answer, glue = [], []
+            answer: list[Record] = []
+            glue: list[Record] = []
             for target, ips in self._nameservers(view, zone, q.reverse):
                 answer.append(Record(zone, NS, self.s.ttl, target))
                 glue.extend(_ip_record(target, ip, self.s.ttl) for ip in ips)
