@@ -38,9 +38,15 @@ def endpoint_label(ip: str) -> str:
 class Target:
     """One ready endpoint address of one EndpointSlice, as DNS names it."""
 
-    label: str  # hostname, or the dashed IP
+    hostname: str | None
     ip: str
     ports: tuple[Port, ...]  # the slice's ports
+
+    @property
+    def label(self) -> str:
+        """The endpoint's DNS label: its hostname, or the dashed IP (derived, not stored:
+        a string per endpoint adds up at 300,000 endpoints)."""
+        return self.hostname or endpoint_label(self.ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,7 @@ def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[
             if not (endpoint.ready or service.publish_not_ready):
                 continue
             for ip in endpoint.addresses:
-                targets.append(Target(endpoint.hostname or endpoint_label(ip), ip, slice_.ports))
+                targets.append(Target(endpoint.hostname, ip, slice_.ports))
     return tuple(targets)
 
 
@@ -110,7 +116,9 @@ class ClusterBuilder:
         self._dirty_namespaces: set[str] = set()
         self._everything_dirty = True
         self._keys_by_namespace: dict[str, set[ServiceKey]] = {}
-        self._ip_owners: dict[str, set[ServiceKey]] = {}  # IP -> Services holding it
+        # IP -> the Services holding it: one key, or a set in the rare case of several
+        # (a set costs ~200 bytes; at 300,000 endpoints that matters).
+        self._ip_owners: dict[str, ServiceKey | set[ServiceKey]] = {}
         self.synced = False
 
     @property
@@ -290,14 +298,28 @@ class ClusterBuilder:
                 "to": after.state.value, "rule": after.rule.value, "reason": after.reason}})
 
     def _index_ips(self, key: ServiceKey, entry: ServiceEntry, add: bool) -> None:
+        index = self._ip_owners
         for ip in _entry_ips(entry):
-            owners = self._ip_owners.setdefault(ip, set())
+            owners = index.get(ip)
             if add:
-                owners.add(key)
-            else:
+                if owners is None or owners == key:
+                    index[ip] = key
+                elif isinstance(owners, set):
+                    owners.add(key)
+                else:
+                    index[ip] = {owners, key}
+            elif owners == key:
+                del index[ip]
+            elif isinstance(owners, set):
                 owners.discard(key)
-                if not owners:
-                    del self._ip_owners[ip]
+                if len(owners) == 1:
+                    index[ip] = owners.pop()
+
+    def _owners(self, ip: str) -> list[ServiceKey]:
+        owners = self._ip_owners.get(ip)
+        if owners is None:
+            return []
+        return sorted(owners) if isinstance(owners, set) else [owners]
 
     def _reindex(
         self,
@@ -312,7 +334,7 @@ class ClusterBuilder:
         IP contributes `<label>.<svc>.<ns>.svc`, duplicates removed.
         """
         for ip in ips:
-            owners = [entries[key] for key in sorted(self._ip_owners.get(ip, ()))]
+            owners = [entries[key] for key in self._owners(ip)]
             service_names = [
                 (e.service.name, e.service.namespace, "svc")
                 for e in owners

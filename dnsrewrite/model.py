@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -113,9 +114,19 @@ def canonical_ip(text: Any) -> str:
         address = ipaddress.ip_address(str(text).strip())
         if getattr(address, "scope_id", None):
             raise ValueError("scoped address")
-        return str(address)
+        return sys.intern(str(address))  # one string per address, however many indexes hold it
     except ValueError:
         raise ModelError(f"invalid IP address {text!r}") from None
+
+
+# Ports repeat across a cluster (http/80/TCP thousands of times): one shared object each.
+_INTERNED: dict[Any, Any] = {}
+
+
+def _interned(value: Any) -> Any:
+    if len(_INTERNED) > 100_000:  # bounded: a cluster of odd ports cannot grow it forever
+        _INTERNED.clear()
+    return _INTERNED.setdefault(value, value)
 
 
 def _ports(value: Any, where: str) -> tuple[Port, ...]:
@@ -133,8 +144,8 @@ def _ports(value: Any, where: str) -> tuple[Port, ...]:
             continue
         protocol = str(item.get("protocol") or "TCP").upper()
         name = item.get("name") or ""
-        ports.append(Port(str(name).lower(), number, protocol))
-    return tuple(ports)
+        ports.append(_interned(Port(str(name).lower(), number, protocol)))
+    return _interned(tuple(ports))
 
 
 def namespace_from_api(obj: Mapping[str, Any]) -> Namespace:
