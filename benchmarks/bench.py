@@ -499,6 +499,9 @@ def cmd_latency(args: argparse.Namespace) -> int:
         out = os.path.join(OUT, "latency.json")
         write_json(out, result)
         log(f"wrote {out}")
+        if args.plot:
+            subprocess.run([sys.executable, os.path.join(HERE, "plot_latency.py"), out,
+                            "-o", args.plot], check=True)
         return 0
 
     return with_servers(args, body)
@@ -526,6 +529,9 @@ def main() -> int:
                            default=[25, 75], help="percent of max, e.g. 25,75")
             p.add_argument("--remeasure", action="store_true",
                            help="measure the max now instead of reading throughput.json")
+            p.add_argument("--plot", metavar="PNG",
+                           help="then chart p50/p99 against offered load into PNG "
+                                "(plot_latency.py, matplotlib)")
     args = parser.parse_args()
     handler = {"throughput": cmd_throughput, "latency": cmd_latency}[args.command]
     return handler(args)

@@ -575,7 +575,7 @@ def warm_up(port: int, count: int = 1000) -> None:
 def run(datagrams: int = 200_000, batch: int = 20_000, frames: int = 2_000,
         slowloris: int = 200, rate: float = 10_000.0, probe_ms: float = 50.0,
         pipeline: int = 1_000, cap_check: bool = False, idle_timeout_s: float | None = None,
-        reply_cache_size: int | None = None, seed: int = 7,
+        reply_cache_size: int | None = None, seed: int = 7, rss_limit_mb: float = 5.0,
         log=print) -> dict:
     """The whole flood; returns the result dict (`ok` says whether every check passed)."""
     overrides: dict = {}
@@ -679,6 +679,9 @@ def run(datagrams: int = 200_000, batch: int = 20_000, frames: int = 2_000,
     result["probes_failed"] = sum(p is None for p in all_probes)
     if result.get("panics"):
         failures.append(f"{result['panics']:.0f} panics")
+    if result.get("rss_growth_kb", 0) > rss_limit_mb * 1024:
+        failures.append(f"RSS grew {result['rss_growth_kb'] / 1024:.1f} MB "
+                        f"(limit {rss_limit_mb} MB)")
     result["failures"] = failures
     result["ok"] = not failures
     return result
@@ -703,11 +706,13 @@ def main() -> int:
     parser.add_argument("--idle-timeout", type=float, help="tcp.idle_timeout_s (default 10)")
     parser.add_argument("--reply-cache-size", type=int, help="reply_cache_size (default 100000)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rss-limit-mb", type=float, default=5.0,
+                        help="RSS growth that fails the run (issue 7: < 5 MB)")
     parser.add_argument("--out", default=os.path.join(OUT, "flood.json"))
     args = parser.parse_args()
     result = run(args.datagrams, args.batch, args.frames, args.slowloris, args.rate,
                  args.probe_ms, args.pipeline, args.cap_check, args.idle_timeout,
-                 args.reply_cache_size, args.seed)
+                 args.reply_cache_size, args.seed, args.rss_limit_mb)
     result["args"] = vars(args)
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -61,15 +61,15 @@ def main() -> int:
         ax.grid(True, which="both", alpha=0.3)
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.axhline(2.0, color="grey", lw=0.8, ls=":")
-    ax_abs.set_xlabel("offered load (queries/s; the rightmost point of each server is "
-                      "unpaced)")
+    ax_abs.set_xlabel("offered load (queries/s" + ("; each server's rightmost point is "
+                      "unpaced, at its answered rate)" if data.get("max_runs") else ")"))
     ax_pct.set_xlabel("offered load (% of the server's own maximum)")
     ax_abs.set_ylabel("latency (ms, dnsperf -v per response)")
     ax_pct.axvline(25, color="grey", lw=0.8, ls=":")
     ax_pct.axvline(75, color="grey", lw=0.8, ls=":")
     ax_pct.text(25, 0.5, " goal p99 ≤ 0.5 ms at 25%", fontsize=7, va="bottom")
     ax_pct.text(75, 2.0, " ≤ 2 ms at 75%", fontsize=7, va="bottom")
-    ax_pct.legend(fontsize=8, loc="upper left")
+    ax_pct.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"dnsrewrite ({env['dnsrewrite']}) vs {env['nsd']}, {env['date']}, "
                  f"{env['services']:,} Services; server on CPU 1, dnsperf on CPU 0", fontsize=9)
     fig.tight_layout()

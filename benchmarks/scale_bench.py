@@ -632,14 +632,16 @@ def records(trace: list[list[str]], kind: str) -> list[list[str]]:
 
 
 class PySpy:
-    """py-spy record of a process for one phase; summarized as top functions."""
+    """py-spy record of a process for one phase, sampling only the thread that holds the
+    GIL (`--gil`: where the interpreter's time goes, gc included under the frame that
+    triggered it); summarized as top functions."""
 
     def __init__(self, pid: int, path: str, rate: int = 100) -> None:
         exe = os.path.join(os.path.dirname(PY), "py-spy")
         self.path = path
         self.proc = subprocess.Popen(
             [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-             "--threads", "--output", path], stdout=subprocess.DEVNULL,
+             "--threads", "--gil", "--output", path], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached
 
@@ -671,7 +673,7 @@ def summarize_pyspy(path: str, top: int = 15) -> str:
                 inclusive[f] += count
     if not total:
         return "(no samples)"
-    lines = [f"{total} samples at 100 Hz; by thread: " + ", ".join(
+    lines = [f"{total} samples with the GIL held; by thread: " + ", ".join(
         f"{name} {100 * n / total:.0f}%" for name, n in threads.most_common(6))]
     lines.append("")
     lines.append(table(("rank", "own %", "function (own samples)"),
@@ -778,6 +780,8 @@ def cmd_scale(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
         # Namespace flips.
         flips: dict[str, list[dict[str, Any]]] = {}
         targets = [(SMALL_NS, False)] + ([(BIG_NS, True)] if big else [])
+        if "flips" in args.py_spy:
+            spy = PySpy(server.pid, os.path.join(scratch, "flips.pyspy"))
         for ns, sweep in targets:
             runs = []
             t = time.monotonic()
@@ -788,6 +792,9 @@ def cmd_scale(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
             flips[ns] = runs
             note(f"flips of {ns}: p50 {ms(pct([r['first'] for r in runs], 50))} ms, "
                  f"p99 {ms(pct([r['first'] for r in runs], 99))} ms")
+        if spy is not None:
+            profiles["flips"] = spy.stop()
+            spy = None
         res["flips"] = flips
         res["flip_publishes"] = {
             ns: [float(r[2]) for r in records(server.trace(), "publish")
@@ -840,21 +847,20 @@ def bare_list_time(url: str, page: int) -> float:
 
 
 def wait_relisted(server: Dnsrewrite, since: float, timeout: float) -> float:
-    """After `since`: every kind listed, no publish in progress, and neither a list nor a
-    publish ending in the last second; returns the end of the last publish (from then on
-    the relist is served)."""
+    """After `since`: every kind replaced (`ClusterBuilder.replace_all` in the writer);
+    returns the end of the first publish that began after the last replace, from which
+    on the whole relist is served."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         trace = server.trace()
-        lists = [r for r in records(trace, "list") if float(r[1]) >= since]
-        started = [r for r in records(trace, "publishing") if float(r[1]) >= since]
-        ended = [r for r in records(trace, "publish") if float(r[1]) >= since]
-        if {r[3] for r in lists} >= set(KINDS) and ended and len(started) == len(ended):
-            last_list = max(float(r[1]) + float(r[2]) for r in lists)
-            last_publish = max(float(r[1]) + float(r[2]) for r in ended)
-            if time.monotonic() - max(last_list, last_publish) > 1.0 \
-                    and last_publish > last_list:
-                return last_publish
+        replaces = [r for r in records(trace, "replace") if float(r[1]) >= since]
+        kinds = {k for r in replaces for k in r[3].split(",")}
+        if kinds >= set(KINDS):
+            last = max(float(r[1]) + float(r[2]) for r in replaces)
+            after = [float(r[1]) + float(r[2]) for r in records(trace, "publish")
+                     if float(r[1]) >= last]
+            if after:
+                return min(after)
         time.sleep(0.05)
     raise SystemExit("relist not processed in time")
 
@@ -872,9 +878,11 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
         worst_at, worst = max(replies, key=lambda r: r[1], default=(0.0, math.nan))
         in_window = [p for s, p, g in gc_pauses if start <= s <= end]
         gen2 = [p for s, p, g in gc_pauses if start <= s <= end and g == 2]
-        during_worst = sum(min(s + p, worst_at + worst) - max(s, worst_at)
+        # A lost probe waited 1 s (its timeout): the gc time inside that second.
+        span = 1.0 if math.isinf(worst) else worst
+        during_worst = sum(min(s + p, worst_at + span) - max(s, worst_at)
                            for s, p, _ in gc_pauses
-                           if not math.isnan(worst) and s < worst_at + min(worst, 60)
+                           if not math.isnan(worst) and s < worst_at + span
                            and s + p > worst_at)
         over = sum(1 for v in lat if v > 0.05)
         stall[name] = worst
@@ -971,9 +979,9 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
         flip_table,
     ])
     for phase, profile in profiles.items():
-        summary += (f"\n\npy-spy of the {phase} phase (all threads of dnsrewrite, 100 Hz; "
-                    "threads blocked in I/O or on a lock are not sampled, py-spy's default):"
-                    f"\n\n{profile}")
+        summary += (f"\n\npy-spy of the {phase} phase (`--gil`: 100 samples/s of whichever "
+                    "dnsrewrite thread holds the GIL; a gc pause counts under the frame that "
+                    f"set it off):\n\n{profile}")
     title = f"Scale: {args.services:,} Services, {info['endpoints']:,} endpoints"
     if profiles:
         title += f" (profiled run: py-spy on {', '.join(profiles)})"
@@ -1046,8 +1054,9 @@ def cmd_churn(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
                 churn = host.call("stop_churn") if mode == "churn" else {"updates": 0,
                                                                          "seconds": 0}
                 t1 = time.monotonic()
-                pubs = [r for r in records(server.trace(), "publish")
-                        if t0 <= float(r[1]) <= t1]
+                trace = server.trace()
+                pubs = [r for r in records(trace, "publish") if t0 <= float(r[1]) <= t1]
+                gcs = [r for r in records(trace, "gc") if t0 <= float(r[1]) <= t1]
                 extra = {
                     "slices": slices, "updates": churn["updates"],
                     "rate": churn["updates"] / churn["seconds"] if churn["seconds"] else 0.0,
@@ -1058,6 +1067,9 @@ def cmd_churn(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
                     "publish_cpu_s": sum(float(r[3]) for r in pubs),
                     "host_cpu_pct": 100 * (host.call("cpu_seconds") - host_cpu0) / (t1 - t0),
                     "wall": t1 - t0,
+                    "gc_s": sum(float(r[2]) for r in gcs),
+                    "gc2": sum(1 for r in gcs if r[3] == "2"),
+                    "gc_max": max((float(r[2]) for r in gcs), default=0.0),
                 }
                 runs.append((mode, run, extra))
                 note(f"  {run.qps:.0f} qps, {extra['updates']} updates, "
@@ -1076,6 +1088,7 @@ def cmd_churn(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
                      f"{ms(extra['publish_ms_p50'])} / {ms(extra['publish_ms_max'])}"
                      if extra["publishes"] else "-",
                      f"{100 * extra['publish_cpu_s'] / extra['wall']:.1f}%",
+                     f"{1000 * extra['gc_s']:.0f} / {extra['gc2']} / {ms(extra['gc_max'])}",
                      f"{extra['host_cpu_pct']:.0f}%"))
     idle = [r.qps for m, r, _ in runs if m == "idle"]
     churn_q = [r.qps for m, r, _ in runs if m == "churn"]
@@ -1099,16 +1112,18 @@ def cmd_churn(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
         "",
         table(("#", "mode", "qps", "lost", "p50 ms", "p99 ms", "srv CPU", "other on CPU 1",
                "CPU 0 busy", "slice updates", "publishes", "publish p50 / max ms",
-               "writer CPU", "fake API CPU"), rows),
+               "writer CPU", "gc ms / gen-2 / max ms", "fake API CPU"), rows),
         "",
         "srv CPU: dnsrewrite's CPU time / wall time; other on CPU 1: CPU 1 busy with anything "
         "else; CPU 0 busy: dnsperf + fake API + anything else; writer CPU: thread CPU time "
-        "of `ClusterBuilder.publish` / wall time; fake API CPU: its process's CPU / wall time.",
+        "of `ClusterBuilder.publish` / wall time; gc: time in cyclic-gc collections (all threads, "
+        "those >= 1 ms and every gen-2), gen-2 collections, longest; fake API CPU: its "
+        "process's CPU / wall time.",
     ])
     if profile:
-        summary += ("\n\npy-spy of dnsrewrite during the first churn run (all threads, "
-                    "100 Hz; threads blocked in I/O or on a lock are not sampled; that run's "
-                    f"figures include py-spy's cost):\n\n{profile}")
+        summary += ("\n\npy-spy of dnsrewrite during the first churn run (`--gil`: 100 "
+                    "samples/s of whichever thread holds the GIL; that run's figures include "
+                    f"py-spy's cost):\n\n{profile}")
     return f"Churn: {args.services:,} Services, EndpointSlice updates at {args.rate:g}/s", summary
 
 
@@ -1321,7 +1336,7 @@ def main() -> int:
             p.add_argument("--flips", type=int, default=20)
             p.add_argument("--py-spy", default="", metavar="PHASES",
                            type=lambda text: [x for x in text.split(",") if x],
-                           help="profile these phases (startup,relist) with py-spy, all "
+                           help="profile these phases (startup,relist,flips) with py-spy, all "
                                 "threads; the run's figures then include py-spy's cost")
         if name == "churn":
             p.add_argument("--rate", type=float, default=50, help="EndpointSlice updates/s")

@@ -14,6 +14,7 @@ benchmark can line events up with its probe's):
     gc        T SECONDS GENERATION COLLECTED every gen-2 collection and any other >= 1 ms
     fetch     T SECONDS KIND ITEMS           kube.list_all: the paged list over HTTP + json
     list      T SECONDS KIND                 ResourceWatcher._list: fetch + convert + submit
+    replace   T SECONDS KINDS                ClusterBuilder.replace_all (in the writer thread)
     publishing T                             ClusterBuilder.publish begins
     publish   T SECONDS CPU_S FULL DIRTY_SVC DIRTY_NS SYNCED   ... and ends (T: its start;
               CPU_S: the writer thread's CPU time in it; FULL: everything marked dirty)
@@ -117,6 +118,21 @@ def _traced_publish(self, now):  # type: ignore[no-untyped-def]
 
 
 ClusterBuilder.publish = _traced_publish  # type: ignore[method-assign]
+
+_replace_all = ClusterBuilder.replace_all
+
+
+def _traced_replace_all(self, namespaces=None, services=None, slices=None):  # type: ignore[no-untyped-def]
+    kinds = ",".join(kind for kind, objs in (("Namespace", namespaces), ("Service", services),
+                                             ("EndpointSlice", slices)) if objs is not None)
+    t0 = time.monotonic()
+    try:
+        return _replace_all(self, namespaces, services, slices)
+    finally:
+        emit("replace", t0, time.monotonic() - t0, kinds or "-")
+
+
+ClusterBuilder.replace_all = _traced_replace_all  # type: ignore[method-assign]
 
 from dnsrewrite.cli import main  # noqa: E402
 

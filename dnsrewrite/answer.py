@@ -23,7 +23,9 @@ from dnsrewrite.wire import (
     CNAME,
     FORMERR,
     IXFR,
+    NOERROR,
     NOTIMP,
+    NXDOMAIN,
     OPCODE_QUERY,
     REFUSED,
     SERVFAIL,
@@ -185,7 +187,9 @@ class Answerer:
             log.exception("internal error while answering; replying SERVFAIL")
             reply = error_reply(header, SERVFAIL)
         label = zone_label(zone)
-        if cache is not None and rcode != SERVFAIL:
+        # Only answers from our data are worth keeping: errors to garbage are cheap to
+        # redo and, keyed on an attacker's bytes, would only fill memory.
+        if cache is not None and zone is not None and rcode in (NOERROR, NXDOMAIN):
             cache.put(packet, tcp, (reply[2:], label, qtype, rcode, rewritten,
                                     view.global_version, dep, view.versions.get(dep, 0)))
         self.stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),

@@ -63,18 +63,17 @@ def test_corpus_input_is_answered_within_the_rules(target: Target, path: Path) -
     assert not target.known, "a corpus input hit a known panic: move it to known_bugs/"
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(path, marks=pytest.mark.xfail(strict=True, raises=OracleError,
-                                               reason="known panic, fix pending in dnsrewrite/"))
-    for path in KNOWN_BUGS], ids=[path.name for path in KNOWN_BUGS])
-def test_known_panic_reproducer_is_answered_without_a_panic(path: Path) -> None:
-    # When this XPASSes the bug is fixed: delete its entry in tests/fuzz/known.py and move
-    # the file from known_bugs/ to corpus/.
-    t = Target(strict=True, quiet=False)
-    try:
-        t.one_input(path.read_bytes())
-    finally:
-        t.close()
+def test_known_panic_reproducers_still_panic() -> None:
+    # Each file in known_bugs/ reproduces a panic listed in known.py whose fix is pending.
+    # When this fails for one, it is fixed: delete its entry in known.py and move the file
+    # into corpus/ (make_corpus.py writes both directories).
+    for path in KNOWN_BUGS:
+        t = Target(strict=True, quiet=False)
+        try:
+            with pytest.raises(OracleError, match="panic"):
+                t.one_input(path.read_bytes())
+        finally:
+            t.close()
 
 
 def test_every_known_panic_has_a_reproducer() -> None:
