@@ -24,6 +24,7 @@ from dnsrewrite.wire import (
     FORMERR,
     IXFR,
     NOERROR,
+    NOTAUTH,
     NOTIMP,
     NXDOMAIN,
     OPCODE_QUERY,
@@ -42,6 +43,7 @@ from dnsrewrite.wire import (
     read_edns,
     read_header,
     read_question,
+    tsig_badkey,
     udp_limit,
 )
 
@@ -218,6 +220,12 @@ class Answerer:
             # (NSD query.c order, DESIGN.md).
             badvers = error_reply(header, BADVERS, question, edns, payload)
             return badvers, None, qtype, BADVERS, False, ""
+        if header.arcount > (edns is not None):
+            tsig = tsig_badkey(packet, header, question.end)
+            if tsig is not None:
+                # RFC 8945 §5.2.1: signed with a key we do not hold (we hold none).
+                notauth = error_reply(header, NOTAUTH, question, edns, payload, tsig)
+                return notauth, None, qtype, NOTAUTH, False, ""
         if question.qclass != CLASS_IN:
             refused = error_reply(header, REFUSED, question, edns, payload)
             return refused, None, qtype, REFUSED, False, ""  # only IN is served

@@ -165,6 +165,66 @@ def read_edns(packet: bytes, header: Header, offset: int) -> Edns | None:
     return edns
 
 
+TSIG = 250
+CLASS_ANY = 255
+NOTAUTH = 9
+BADKEY = 17
+
+
+def _name_wire(packet: bytes, offset: int) -> tuple[bytes, int]:
+    """A name's uncompressed wire form and the offset past it (pointers followed)."""
+    out, end, hops = bytearray(), None, 0
+    while True:
+        if offset >= len(packet):
+            raise FormErr("name runs past the packet")
+        length = packet[offset]
+        if length & 0xC0 == 0xC0:
+            if offset + 1 >= len(packet) or hops > 20:
+                raise FormErr("bad compression pointer")
+            end = offset + 2 if end is None else end
+            offset, hops = ((length & 0x3F) << 8) | packet[offset + 1], hops + 1
+            continue
+        if length & 0xC0:
+            raise FormErr("extended label type")
+        out += packet[offset : offset + 1 + length]
+        if length == 0:
+            return bytes(out), offset + 1 if end is None else end
+        if len(out) > MAX_NAME_WIRE:
+            raise FormErr("name longer than 255 bytes")
+        offset += 1 + length
+
+
+def tsig_badkey(packet: bytes, header: Header, offset: int) -> bytes | None:
+    """The unsigned BADKEY TSIG record to answer a TSIG-signed query with, or None.
+
+    We hold no keys, so a signed query cannot be verified: RFC 8945 §5.2.1 wants
+    NOTAUTH with TSIG error BADKEY, unsigned (§5.3.2). A TSIG that is not the
+    last record is FORMERR (§5.1). `offset` is the end of the question.
+    """
+    for index in range(header.arcount):
+        name_start = offset
+        offset = _skip_name(packet, offset)
+        if offset + 10 > len(packet):
+            raise FormErr("additional record runs past the packet")
+        rtype, _rclass, _ttl, rdlength = _RR_FIXED.unpack_from(packet, offset)
+        rdata = offset + 10
+        offset = rdata + rdlength
+        if offset > len(packet):
+            raise FormErr("rdata runs past the packet")
+        if rtype != TSIG:
+            continue
+        if index != header.arcount - 1:
+            raise FormErr("TSIG is not the last record")
+        key, _ = _name_wire(packet, name_start)
+        algorithm, after = _name_wire(packet, rdata)
+        if after + 8 > offset:
+            raise FormErr("truncated TSIG")
+        time_and_fudge = packet[after : after + 8]
+        body = algorithm + time_and_fudge + struct.pack("!HHHH", 0, header.id, BADKEY, 0)
+        return key + _RR_FIXED.pack(TSIG, CLASS_ANY, 0, len(body)) + body
+    return None
+
+
 def find_edns(packet: bytes, header: Header) -> Edns | None:
     """The OPT of a message whose question the gate does not read (NOTIMP, bad
     counts), so that the error reply can still carry one (RFC 6891 §7).
@@ -337,12 +397,16 @@ def _header(
 
 def error_reply(
     header: Header, rcode: int, question: Question | None = None, edns: Edns | None = None,
-    payload: int = 1232,
+    payload: int = 1232, extra: bytes = b"",
 ) -> bytes:
-    """A bodiless error (FORMERR, NOTIMP, REFUSED, BADVERS, SERVFAIL)."""
+    """A bodiless error (FORMERR, NOTIMP, REFUSED, BADVERS, SERVFAIL, NOTAUTH).
+
+    `extra` is one more additional record after the OPT (the TSIG of NOTAUTH).
+    """
     flags = QR | (header.flags & (0x7800 | RD | CD)) | (rcode & 0xF)
     opt = _opt_record(payload, rcode, edns.do) if edns is not None else b""
-    return _header(header.id, flags, question, 0, 0, 0, opt)
+    reply = _header(header.id, flags, question, 0, 0, 1 if extra else 0, opt)
+    return reply + extra
 
 
 def udp_limit(edns: Edns | None, payload: int) -> int:

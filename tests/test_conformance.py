@@ -227,14 +227,24 @@ def test_unknown_and_unserved_types_are_nodata_with_the_soa(server: ServerThread
         assert re.search(r"\n\S+\s+\d+\s+IN\s+SOA\s", text.split("AUTHORITY SECTION:")[1])
 
 
-@pytest.mark.xfail(strict=True, reason="a TSIG-signed query is answered as if unsigned: "
-                   "RFC 8945 §5.2.1 wants NOTAUTH/BADKEY from a server that does not know "
-                   "the key (genreport 'dnswkk'); dnsrewrite ignores TSIG, as CoreDNS without "
-                   "its tsig plugin does")
 def test_tsig_with_an_unknown_key_is_notauth(server: ServerThread) -> None:
     reply = run_dig(server.port, "+noedns", "+noad", "+norec", "-y",
                     "hmac-sha256:.:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "SOA", ZONE)
     assert reply.status == "NOTAUTH"
+
+
+def test_tsig_badkey_is_reported_to_a_tsig_client(server: ServerThread) -> None:
+    # RFC 8945 §5.2.1: NOTAUTH with an unsigned TSIG carrying BADKEY; dnspython says so.
+    import dns.message
+    import dns.query
+    import dns.tsig
+    import dns.tsigkeyring
+
+    keyring = dns.tsigkeyring.from_text({"k.": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
+    query = dns.message.make_query(ZONE, "SOA")
+    query.use_tsig(keyring, keyname="k.")
+    with pytest.raises(dns.tsig.PeerBadKey):
+        dns.query.udp(query, "127.0.0.1", port=server.port, timeout=3)
 
 
 def test_tsig_signed_query_is_still_answered_not_dropped(server: ServerThread) -> None:

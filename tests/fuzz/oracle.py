@@ -11,6 +11,7 @@ import struct
 
 import dns.exception
 import dns.message
+import dns.tsig
 
 QR, TC = 0x8000, 0x0200
 OPT = 41
@@ -90,6 +91,20 @@ def check(packet: bytes, reply: bytes | None, tcp: bool) -> dns.message.Message 
         limit = min(max(size or 0, UDP_PLAIN), OUR_PAYLOAD) if has_opt else UDP_PLAIN
     try:
         message = dns.message.from_wire(reply)
+    except dns.message.UnknownTSIGKey:
+        # A signed query gets NOTAUTH with an unsigned BADKEY TSIG (RFC 8945 §5.2.1):
+        # a TSIG client must see exactly that, and the size rules still hold.
+        if reply[3] & 0xF != 9:
+            raise OracleError("a TSIG in a reply that is not NOTAUTH") from None
+        try:
+            dns.message.from_wire(reply, keyring=lambda _m, name: dns.tsig.Key(name, b"x"))
+        except dns.tsig.PeerBadKey:
+            if len(reply) > limit:
+                raise OracleError(f"{len(reply)}-byte reply over the {limit}-byte limit") from None
+            return
+        except dns.exception.DNSException as err:
+            raise OracleError(f"bad TSIG in the reply: {err!r}") from err
+        raise OracleError("a TSIG reply that is not BADKEY") from None
     except dns.exception.DNSException as err:
         raise OracleError(f"dnspython cannot parse the reply: {err!r}") from err
     if message.edns >= 0 and not client_opt(packet)[0] and b"\x00\x00\x29" not in packet:
