@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from typing import Any
 
@@ -107,6 +108,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     logs.setup(cfg.log_format, cfg.log_level)
+    # The cluster data is acyclic and freed by reference counting; the cyclic collector's
+    # full passes over millions of objects stall every thread (benchmarks/RESULTS.md:
+    # up to 1.7 s during a 100,000-Service relist). Collect young objects less often and
+    # full passes rarely.
+    gc.set_threshold(50_000, 50, 1_000)
     from dnsrewrite.app import App
 
     async def main() -> None:
