@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from dnsrewrite.model import EndpointSlice, Namespace, Port, Service
 from dnsrewrite.policy import Decision, GatewayState, Policy, PolicyInputs, State
+from dnsrewrite.sharded import ShardedMap, ShardedMapEditor
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,9 @@ class ServiceEntry:
 @dataclass(frozen=True)
 class ClusterView:
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
-    services: Mapping[ServiceKey, ServiceEntry] = field(default_factory=dict)
+    services: ShardedMap[ServiceKey, ServiceEntry] = field(default_factory=ShardedMap)
     # IP text -> PTR targets as label tuples relative to the cluster domain.
-    reverse: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    reverse: ShardedMap[str, tuple[tuple[str, ...], ...]] = field(default_factory=ShardedMap)
     generation: int = 0
     serial: int = 0  # SOA serial: unix time of the last change, as CoreDNS
     updated_at: float = 0.0
@@ -210,7 +211,7 @@ class ClusterBuilder:
             dirty = set(self._dirty_services)
             for name in self._dirty_namespaces:
                 dirty.update(self._keys_by_namespace.get(name, ()))
-        entries = dict(old.services)
+        entries = old.services.edit()  # copies only the shards this publish touches
         counts = Counter(old.decisions)
         touched_ips: set[str] = set()
         for key in dirty:
@@ -229,7 +230,7 @@ class ClusterBuilder:
             counts[entry.decision.state] += 1
             if previous is not None:
                 self._log_decision_change(key, previous.decision, entry.decision)
-        reverse = dict(old.reverse)
+        reverse = old.reverse.edit()
         self._reindex(reverse, touched_ips, entries)
         namespaces_changed = bool(self._dirty_namespaces) or self._everything_dirty
         changed = bool(dirty) or namespaces_changed or self.synced != old.synced
@@ -246,8 +247,8 @@ class ClusterBuilder:
                 versions[ANY_DEP] = generation
         self._view = ClusterView(
             namespaces=dict(self.namespaces) if namespaces_changed else old.namespaces,
-            services=entries,
-            reverse=reverse,
+            services=entries.freeze(),
+            reverse=reverse.freeze(),
             generation=generation,
             # The SOA serial moves with global changes only, so that a cached negative
             # answer in one namespace stays byte-identical while another changes.
@@ -323,9 +324,9 @@ class ClusterBuilder:
 
     def _reindex(
         self,
-        reverse: dict[str, tuple[tuple[str, ...], ...]],
+        reverse: ShardedMapEditor[str, tuple[tuple[str, ...], ...]],
         ips: set[str],
-        entries: Mapping[ServiceKey, ServiceEntry],
+        entries: ShardedMapEditor[ServiceKey, ServiceEntry],
     ) -> None:
         """Recompute the PTR targets of `ips` (SPEC 2.3.3 and 2.4.3).
 

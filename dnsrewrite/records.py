@@ -218,7 +218,7 @@ class Resolver:
         cluster = tuple(x.encode() for x in self.s.cluster_zone) if reverse else zone
         for ip in self.s.ns_addresses:
             found = False
-            for rel in view.reverse.get(ip, ()):
+            for rel in view.reverse.get(ip) or ():
                 entry = view.services.get((rel[-2], rel[-3]))
                 if entry is None:
                     continue

@@ -1,0 +1,94 @@
+"""A copy-on-write map for the published view: a change copies one shard, not the map.
+
+A published view is immutable and the next one differs by a handful of keys;
+copying a 100,000-entry dict for each publish would make every change cost
+time proportional to the cluster. `ShardedMap` splits the keys over 1,024
+small dicts; `edit()` gives an editor that copies a shard the first time it
+writes to it, and `freeze()` makes the next immutable map sharing every
+untouched shard with the previous one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from itertools import chain
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_BITS = 10
+_MASK = (1 << _BITS) - 1
+_EMPTY: dict = {}  # shared by empty shards, never written
+
+
+class ShardedMap(Mapping[K, V], Generic[K, V]):
+    __slots__ = ("_shards", "_len")
+
+    def __init__(self, shards: list[dict[K, V]] | None = None, length: int = 0) -> None:
+        self._shards: list[dict[K, V]] = shards if shards is not None else [_EMPTY] * (_MASK + 1)
+        self._len = length
+
+    def __getitem__(self, key: K) -> V:
+        return self._shards[hash(key) & _MASK][key]
+
+    def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
+        return self._shards[hash(key) & _MASK].get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._shards[hash(key) & _MASK]
+
+    def __iter__(self) -> Iterator[K]:
+        return chain.from_iterable(self._shards)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def edit(self) -> ShardedMapEditor[K, V]:
+        return ShardedMapEditor(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[K, V]) -> ShardedMap[K, V]:
+        editor: ShardedMapEditor[K, V] = cls().edit()
+        for key, value in data.items():
+            editor[key] = value
+        return editor.freeze()
+
+
+class ShardedMapEditor(Generic[K, V]):
+    """Writes to a private copy of the shards it touches; reads see its own writes."""
+
+    __slots__ = ("_shards", "_copied", "_len")
+
+    def __init__(self, base: ShardedMap[K, V]) -> None:
+        self._shards = list(base._shards)
+        self._copied: set[int] = set()
+        self._len = base._len
+
+    def _writable(self, key: K) -> dict[K, V]:
+        index = hash(key) & _MASK
+        if index not in self._copied:
+            self._shards[index] = dict(self._shards[index])
+            self._copied.add(index)
+        return self._shards[index]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        shard = self._writable(key)
+        if key not in shard:
+            self._len += 1
+        shard[key] = value
+
+    def pop(self, key: K, default: V | None = None) -> V | None:
+        if key not in self._shards[hash(key) & _MASK]:
+            return default
+        self._len -= 1
+        return self._writable(key).pop(key)
+
+    def __getitem__(self, key: K) -> V:
+        return self._shards[hash(key) & _MASK][key]
+
+    def get(self, key: K, default: V | None = None) -> V | None:
+        return self._shards[hash(key) & _MASK].get(key, default)
+
+    def freeze(self) -> ShardedMap[K, V]:
+        return ShardedMap(self._shards, self._len)
