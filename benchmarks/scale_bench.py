@@ -803,6 +803,7 @@ def cmd_scale(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
             for ns in flips}
         res["rss_end"] = proc_status(server.pid)
         res["gc"] = [(float(r[1]), float(r[2]), int(r[3])) for r in records(server.trace(), "gc")]
+        res["startup_window"] = (server.started, t_ready)
         res["cpu_end"] = proc_cpu(server.pid)
     finally:
         if spy is not None:
@@ -933,6 +934,14 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**missed**"
 
+    def gc_text(start: float, end: float) -> str:
+        pauses = [(p, g) for t, p, g in gc_pauses if start <= t <= end]
+        gen2 = [p for p, g in pauses if g == 2]
+        return (f"{sum(p for p, _ in pauses):.1f} s in gc pauses ({len(gen2)} gen-2 "
+                f"collections, {sum(gen2):.1f} s; longest {ms(max(gen2, default=0.0))} ms)")
+
+    gc_startup = gc_text(*res["startup_window"])
+    gc_relist = gc_text(*windows["relist"])
     goals = [
         f"RSS after sync {rss:.0f} MB, after relist {rss_relist:.0f} MB (peak VmHWM "
         f"{hwm:.0f} MB); goal ≤ 250 MB: {verdict(max(rss, rss_relist) <= 250)}",
@@ -955,8 +964,9 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
         f"- start-up: interpreter + imports {res['import_s']:.2f} s (VmRSS "
         f"{res['rss_imported_mb']:.0f} MB before any data); lists fetched (HTTP + json): "
         f"{lists}; list + convert + submit per kind: {conv}; the initial publish (one "
-        f"derivation of everything) {res['initial_publish_s']:.2f} s. A bare HTTP client "
-        f"pages through the same three lists in {res['api_list_s']:.2f} s",
+        f"derivation of everything) {res['initial_publish_s']:.2f} s; {gc_startup} before "
+        f"ready. A bare HTTP client pages through the same three lists in "
+        f"{res['api_list_s']:.2f} s",
         f"- VmRSS / VmHWM / RssAnon MB: after sync {mb(res['rss_synced']['VmRSS'])} / "
         f"{mb(res['rss_synced']['VmHWM'])} / {mb(res['rss_synced'].get('RssAnon', 0))}; "
         f"after relist {mb(res['rss_relisted']['VmRSS'])} / {mb(res['rss_relisted']['VmHWM'])} / "
@@ -964,7 +974,7 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
         f"{mb(res['rss_end']['VmRSS'])}",
         f"- relist ({res['relist_closed']} watches closed -> 410 -> list -> replace): served "
         f"{res['relist_s']:.2f} s after the trigger; lists {relist_lists}; full publishes "
-        f"{relist_pubs or 'none'}; CPU busy during it: CPU 0 "
+        f"{relist_pubs or 'none'}; {gc_relist}; CPU busy during it: CPU 0 "
         f"{res['relist_cpu_busy'][0]:.0f}%, CPU 1 {res['relist_cpu_busy'][1]:.0f}%",
         "",
         "Probe (1 A query / 2 ms from another process; windows: idle 3 s, relist from the "
@@ -1124,7 +1134,8 @@ def cmd_churn(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
         summary += ("\n\npy-spy of dnsrewrite during the first churn run (`--gil`: 100 "
                     "samples/s of whichever thread holds the GIL; that run's figures include "
                     f"py-spy's cost):\n\n{profile}")
-    return f"Churn: {args.services:,} Services, EndpointSlice updates at {args.rate:g}/s", summary
+    title = f"Churn: {args.services:,} Services, EndpointSlice updates at {args.rate:g}/s"
+    return title + (" (profiled run: py-spy)" if profile else ""), summary
 
 
 # --- memory (in-process) ------------------------------------------------------------------
