@@ -168,12 +168,11 @@ class Answerer:
         if cache is not None:
             hit = cache.get(packet, tcp, view)
             if hit is not None:
-                tail, label, qtype, rcode, rewritten = hit[:5]
-                reply = packet[:2] + tail
+                reply = packet[:2] + hit[0]  # a hit differs only by the ID
                 stats = self.registry.current()
-                stats.rewritten += rewritten
-                stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),
-                                  perf_counter() - started)
+                stats.rewritten += hit[4]
+                stats.record(hit[1], tcp, family, hit[2], hit[3], len(packet), len(reply),
+                             perf_counter() - started)
                 return reply
         try:
             header = read_header(packet)

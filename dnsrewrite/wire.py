@@ -14,7 +14,7 @@ The reply carries the client's question bytes, so its letter case is echoed
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,22 @@ def _skip_name(packet: bytes, offset: int) -> int:
         offset += 1 + length
 
 
+def _additional(packet: bytes, header: Header, offset: int) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """Walk the additional section from `offset` (the end of the question):
+    (owner offset, rtype, rclass, ttl, rdata offset, end offset) per record."""
+    for _ in range(header.arcount):
+        owner = offset
+        offset = _skip_name(packet, offset)
+        if offset + 10 > len(packet):
+            raise FormErr("additional record runs past the packet")
+        rtype, rclass, ttl, rdlength = _RR_FIXED.unpack_from(packet, offset)
+        rdata = offset + 10
+        offset = rdata + rdlength
+        if offset > len(packet):
+            raise FormErr("rdata runs past the packet")
+        yield owner, rtype, rclass, ttl, rdata, offset
+
+
 def read_edns(packet: bytes, header: Header, offset: int) -> Edns | None:
     """Find the OPT record in the additional section (RFC 6891 §6.1.1).
 
@@ -144,24 +160,14 @@ def read_edns(packet: bytes, header: Header, offset: int) -> Edns | None:
     Options are length-checked and otherwise ignored (unknown ones included).
     """
     edns = None
-    for _ in range(header.arcount):
-        name_start = offset
-        offset = _skip_name(packet, offset)
-        if offset + 10 > len(packet):
-            raise FormErr("additional record runs past the packet")
-        rtype, rclass, ttl, rdlength = _RR_FIXED.unpack_from(packet, offset)
-        offset += 10
-        end = offset + rdlength
-        if end > len(packet):
-            raise FormErr("rdata runs past the packet")
+    for owner, rtype, rclass, ttl, rdata, end in _additional(packet, header, offset):
         if rtype == OPT:
             if edns is not None:
                 raise FormErr("more than one OPT record")
-            if packet[name_start] != 0:
+            if packet[owner] != 0:
                 raise FormErr("OPT owner is not the root")
-            _check_options(packet, offset, end)
+            _check_options(packet, rdata, end)
             edns = Edns(max(rclass, PLAIN_UDP_LIMIT), (ttl >> 16) & 0xFF, bool(ttl & 0x8000))
-        offset = end
     return edns
 
 
@@ -201,23 +207,15 @@ def tsig_badkey(packet: bytes, header: Header, offset: int) -> bytes | None:
     NOTAUTH with TSIG error BADKEY, unsigned (§5.3.2). A TSIG that is not the
     last record is FORMERR (§5.1). `offset` is the end of the question.
     """
-    for index in range(header.arcount):
-        name_start = offset
-        offset = _skip_name(packet, offset)
-        if offset + 10 > len(packet):
-            raise FormErr("additional record runs past the packet")
-        rtype, _rclass, _ttl, rdlength = _RR_FIXED.unpack_from(packet, offset)
-        rdata = offset + 10
-        offset = rdata + rdlength
-        if offset > len(packet):
-            raise FormErr("rdata runs past the packet")
+    records = list(_additional(packet, header, offset))
+    for index, (owner, rtype, _rclass, _ttl, rdata, end) in enumerate(records):
         if rtype != TSIG:
             continue
-        if index != header.arcount - 1:
+        if index != len(records) - 1:
             raise FormErr("TSIG is not the last record")
-        key, _ = _name_wire(packet, name_start)
+        key, _ = _name_wire(packet, owner)
         algorithm, after = _name_wire(packet, rdata)
-        if after + 8 > offset:
+        if after + 8 > end:
             raise FormErr("truncated TSIG")
         time_and_fudge = packet[after : after + 8]
         body = algorithm + time_and_fudge + struct.pack("!HHHH", 0, header.id, BADKEY, 0)

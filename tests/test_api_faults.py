@@ -20,12 +20,9 @@ import dns.message
 import dns.query
 import pytest
 
-from dnsrewrite import config
-from tests.conftest import ServerThread
 from tests.dnsclient import rcode_text, tcp
 from tests.fakeapi import objects as k8s
-from tests.fakeapi.server import FakeApiServerThread
-from tests.test_watch import Cluster, base_objects, kubeconfig
+from tests.test_watch import Cluster, running_cluster
 
 CART = "cart.shop.svc.cluster.local."
 
@@ -57,22 +54,8 @@ class FaultyCluster(Cluster):
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[FaultyCluster]:
-    with FakeApiServerThread(bookmark_interval=0.2) as api:
-        api.load(base_objects())
-        cfg = config.load(None, {
-            "listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
-            "rewrite": {"gateway": "mesh/gw", "hold_down_s": 0},
-            "kubernetes": {"kubeconfig": kubeconfig(tmp_path / "kubeconfig", api.url),
-                           "backoff_initial_s": 0.05, "backoff_max_s": 0.3,
-                           "inactivity_timeout_s": 1.0, "watch_timeout_s": 30},
-        })
-        dns_server = ServerThread(cfg).start()
-        try:
-            c = FaultyCluster(api, dns_server)
-            c.until(lambda: dns_server.app.ready, what="initial sync")
-            yield c
-        finally:
-            dns_server.stop()
+    with running_cluster(tmp_path, FaultyCluster) as c:
+        yield c
 
 
 # --- 410 storms, 500s, truncated streams ---------------------------------------------------

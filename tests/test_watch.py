@@ -3,8 +3,10 @@ real sockets: the official client talks HTTP to tests/fakeapi as to a real API s
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -64,8 +66,12 @@ class Cluster:
         return self.dns.app.kube_source.stats
 
 
-@pytest.fixture
-def cluster(tmp_path) -> Iterator[Cluster]:
+C = TypeVar("C", bound="Cluster")
+
+
+@contextlib.contextmanager
+def running_cluster(tmp_path, kind: type[C]) -> Iterator[C]:
+    """A fake API with the base objects and a synced dnsrewrite watching it (short backoff)."""
     with FakeApiServerThread(bookmark_interval=0.2) as api:
         api.load(base_objects())
         cfg = config.load(None, {
@@ -77,11 +83,17 @@ def cluster(tmp_path) -> Iterator[Cluster]:
         })
         dns = ServerThread(cfg).start()
         try:
-            c = Cluster(api, dns)
+            c = kind(api, dns)
             c.until(lambda: dns.app.ready, what="initial sync")
             yield c
         finally:
             dns.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path) -> Iterator[Cluster]:
+    with running_cluster(tmp_path, Cluster) as c:
+        yield c
 
 
 def test_watch_resumes_from_the_list_resource_version(cluster):
