@@ -12,7 +12,7 @@ benchmark can line events up with its probe's):
     start     T RSS_KB                       interpreter up
     imported  T RSS_KB                       dnsrewrite, kubernetes and aiohttp imported
     gc        T SECONDS GENERATION COLLECTED every gen-2 collection and any other >= 1 ms
-    fetch     T SECONDS KIND ITEMS           kube.list_all: the paged list over HTTP + json
+    fetch     T SECONDS KIND ITEMS           kube.list_pages: the paged list over HTTP + json
     list      T SECONDS KIND                 ResourceWatcher._list: fetch + convert + submit
     replace   T SECONDS KINDS                ClusterBuilder.replace_all (in the writer thread)
     publishing T                             ClusterBuilder.publish begins
@@ -76,17 +76,26 @@ from dnsrewrite.cluster import ClusterBuilder  # noqa: E402
 
 emit("imported", time.monotonic(), rss_kb())
 
-_list_all = kube.list_all
+_list_pages = kube.list_pages
 
 
-def _traced_list_all(api, resource, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _traced_list_pages(api, resource, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """The pages as they come; one `fetch` line per kind with the HTTP + json time."""
+    fetching, items, pages = 0.0, 0, _list_pages(api, resource, *args, **kwargs)
     t0 = time.monotonic()
-    items, rv = _list_all(api, resource, *args, **kwargs)
-    emit("fetch", t0, time.monotonic() - t0, resource.kind, len(items))
-    return items, rv
+    while True:
+        start = time.monotonic()
+        try:
+            page = next(pages)
+        except StopIteration:
+            break
+        fetching += time.monotonic() - start
+        items += len(page[0])
+        yield page
+    emit("fetch", t0, fetching, resource.kind, items)
 
 
-kube.list_all = _traced_list_all  # watch.py calls kube.list_all through the module
+kube.list_pages = _traced_list_pages  # watch.py calls kube.list_pages through the module
 
 _list = watch.ResourceWatcher._list
 

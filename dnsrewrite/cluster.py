@@ -5,13 +5,18 @@ snapshot, never half an update (Knot's pointer swap). `ClusterBuilder` owns
 the mutable store of model objects; `publish()` turns the changes since the
 last publish into a new view, re-deriving only the Services, namespaces and
 reverse entries that changed, so a change costs work proportional to its size.
+
+Memory matters at 100,000 Services: a view keeps model objects as they came
+from the API (no per-endpoint copies), the reverse index maps an IP to the
+keys of its Services (PTR names are built when asked), and a relist keeps the
+old object wherever the new one is equal.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from dnsrewrite.model import EndpointSlice, Namespace, Port, Service
@@ -21,6 +26,8 @@ from dnsrewrite.sharded import ShardedMap, ShardedMapEditor
 log = logging.getLogger(__name__)
 
 ServiceKey = tuple[str, str]  # (namespace, name)
+# The Services holding an IP: one key, or (rarely) a sorted tuple of several.
+Owners = ServiceKey | tuple[ServiceKey, ...]
 
 
 def endpoint_label(ip: str) -> str:
@@ -45,28 +52,45 @@ class Target:
 
     @property
     def label(self) -> str:
-        """The endpoint's DNS label: its hostname, or the dashed IP (derived, not stored:
-        a string per endpoint adds up at 300,000 endpoints)."""
+        """The endpoint's DNS label: its hostname, or the dashed IP."""
         return self.hostname or endpoint_label(self.ip)
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceEntry:
     service: Service
-    targets: tuple[Target, ...]  # ready (or publish-not-ready) endpoint addresses
+    slices: tuple[EndpointSlice, ...]  # the Service's EndpointSlices, as the builder holds them
     decision: Decision
 
     @property
     def key(self) -> ServiceKey:
         return (self.service.namespace, self.service.name)
 
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Ready (or, with publishNotReadyAddresses, all) endpoint addresses.
+
+        Built when asked rather than stored: 300,000 stored copies cost more
+        than building a few per cache miss.
+        """
+        return service_targets(self.service, self.slices)
+
+    def ips(self) -> Iterator[str]:
+        """Every IP this Service answers with: ClusterIPs and target addresses."""
+        yield from self.service.cluster_ips
+        publish_not_ready = self.service.publish_not_ready
+        for slice_ in self.slices:
+            for endpoint in slice_.endpoints:
+                if endpoint.ready or publish_not_ready:
+                    yield from endpoint.addresses
+
 
 @dataclass(frozen=True)
 class ClusterView:
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     services: ShardedMap[ServiceKey, ServiceEntry] = field(default_factory=ShardedMap)
-    # IP text -> PTR targets as label tuples relative to the cluster domain.
-    reverse: ShardedMap[str, tuple[tuple[str, ...], ...]] = field(default_factory=ShardedMap)
+    # IP text -> the Services answering with it (see `ptr_names`).
+    reverse: ShardedMap[str, Owners] = field(default_factory=ShardedMap)
     generation: int = 0
     serial: int = 0  # SOA serial: unix time of the last change, as CoreDNS
     updated_at: float = 0.0
@@ -74,7 +98,7 @@ class ClusterView:
     gateways: Mapping[str, GatewayState] = field(default_factory=dict)
     decisions: Mapping[State, int] = field(default_factory=dict)  # Services per state
     # What the reply cache checks: `global_version` is the generation of the last change
-    # that can affect any answer (a relist, a gateway or policy change); `versions` maps a
+    # that can affect any answer (a gateway or policy change); `versions` maps a
     # namespace (or REVERSE_DEP, ANY_DEP) to the generation of its last change since then.
     global_version: int = 0
     versions: Mapping[str, int] = field(default_factory=dict)
@@ -82,6 +106,32 @@ class ClusterView:
 
 REVERSE_DEP = "\x00reverse"  # PTR answers: any change of the reverse index
 ANY_DEP = "\x00any"  # answers that may read anything (apex NS, CNAME chases): any change
+
+
+def owner_keys(owners: Owners | None) -> tuple[ServiceKey, ...]:
+    if owners is None:
+        return ()
+    return (owners,) if isinstance(owners[0], str) else owners
+
+
+def ptr_names(view: ClusterView, ip: str) -> tuple[tuple[str, ...], ...]:
+    """The PTR targets of `ip`, relative to the cluster domain (SPEC 2.3.3, 2.4.3).
+
+    A ClusterIP answers its Service name only (the first Service, should two
+    ever share one); otherwise every Service whose endpoints hold the IP
+    contributes `<label>.<svc>.<ns>.svc`, duplicates removed.
+    """
+    entries = [e for e in map(view.services.get, owner_keys(view.reverse.get(ip))) if e]
+    for e in entries:
+        if ip in e.service.cluster_ips:
+            return ((e.service.name, e.service.namespace, "svc"),)
+    names = {
+        (t.label, e.service.name, e.service.namespace, "svc"): None
+        for e in entries
+        for t in e.targets
+        if t.ip == ip
+    }
+    return tuple(names)
 
 
 def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[Target, ...]:
@@ -98,8 +148,8 @@ def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[
 class ClusterBuilder:
     """Single writer: apply changes, then `publish()` a new immutable view.
 
-    `decide` computes the rewrite decision of a Service; it is re-run for the
-    Services whose inputs changed (the Service, its namespace, the gateway).
+    The policy decides each Service; it is re-run for the Services whose
+    inputs changed (the Service, its slices, its namespace, a gateway).
     """
 
     def __init__(self, policy: Policy) -> None:
@@ -110,16 +160,16 @@ class ClusterBuilder:
         self._changed_decisions: list[tuple[ServiceKey, Decision, Decision]] = []
         self.namespaces: dict[str, Namespace] = {}
         self.services: dict[ServiceKey, Service] = {}
-        self.slices: dict[ServiceKey, dict[str, EndpointSlice]] = {}
+        # A Service's slices as one tuple, replaced (not mutated) on change, so the
+        # published entry can share it and a publish can tell "unchanged" by identity.
+        self.slices: dict[ServiceKey, tuple[EndpointSlice, ...]] = {}
         self._slice_owner: dict[tuple[str, str], ServiceKey] = {}  # (ns, slice) -> service
         self._view = ClusterView()
         self._dirty_services: set[ServiceKey] = set()
         self._dirty_namespaces: set[str] = set()
         self._everything_dirty = True
         self._keys_by_namespace: dict[str, set[ServiceKey]] = {}
-        # IP -> the Services holding it: one key, or a set in the rare case of several
-        # (a set costs ~200 bytes; at 300,000 endpoints that matters).
-        self._ip_owners: dict[str, ServiceKey | set[ServiceKey]] = {}
+        self._decisions: dict[Decision, Decision] = {}  # one shared object per distinct decision
         self.synced = False
 
     @property
@@ -128,8 +178,9 @@ class ClusterBuilder:
 
     # --- changes -------------------------------------------------------------
     def set_namespace(self, namespace: Namespace) -> None:
-        self.namespaces[namespace.name] = namespace
-        self._dirty_namespaces.add(namespace.name)
+        if self.namespaces.get(namespace.name) != namespace:
+            self.namespaces[namespace.name] = namespace
+            self._dirty_namespaces.add(namespace.name)
 
     def delete_namespace(self, name: str) -> None:
         if self.namespaces.pop(name, None) is not None:
@@ -137,6 +188,8 @@ class ClusterBuilder:
 
     def set_service(self, service: Service) -> None:
         key = (service.namespace, service.name)
+        if self.services.get(key) == service:
+            return  # a resync or an update of fields DNS does not keep
         self.services[key] = service
         self._keys_by_namespace.setdefault(key[0], set()).add(key)
         self._dirty_services.add(key)
@@ -148,9 +201,12 @@ class ClusterBuilder:
             self._dirty_services.add(key)
 
     def set_slice(self, slice_: EndpointSlice) -> None:
-        self.delete_slice(slice_.namespace, slice_.name)
         key = (slice_.namespace, slice_.service_name)
-        self.slices.setdefault(key, {})[slice_.name] = slice_
+        owner = self._slice_owner.get((slice_.namespace, slice_.name))
+        if owner == key and slice_ in self.slices.get(key, ()):
+            return
+        self.delete_slice(slice_.namespace, slice_.name)
+        self.slices[key] = (*self.slices.get(key, ()), slice_)
         self._slice_owner[(slice_.namespace, slice_.name)] = key
         self._dirty_services.add(key)
 
@@ -158,9 +214,10 @@ class ClusterBuilder:
         key = self._slice_owner.pop((namespace, name), None)
         if key is None:
             return
-        owned = self.slices.get(key, {})
-        owned.pop(name, None)
-        if not owned:
+        kept = tuple(s for s in self.slices.get(key, ()) if s.name != name)
+        if kept:
+            self.slices[key] = kept
+        else:
             self.slices.pop(key, None)
         self._dirty_services.add(key)
 
@@ -170,18 +227,50 @@ class ClusterBuilder:
         services: Iterable[Service] | None = None,
         slices: Iterable[EndpointSlice] | None = None,
     ) -> None:
-        """Replace whole kinds (a relist or a reloaded file): absent objects are deleted."""
+        """Replace whole kinds (a relist or a reloaded file): absent objects are deleted.
+
+        Only what differs is marked for re-deriving, and an object equal to the
+        one held is dropped in favour of it: a relist that finds nothing new
+        costs a comparison per object, not a rebuild of the view.
+        """
         if namespaces is not None:
-            self.namespaces = {ns.name: ns for ns in namespaces}
+            new_namespaces = {ns.name: ns for ns in namespaces}
+            for name in self.namespaces.keys() - new_namespaces.keys():
+                self.delete_namespace(name)
+            for namespace in new_namespaces.values():
+                self.set_namespace(namespace)
         if services is not None:
-            self.services, self._keys_by_namespace = {}, {}
-            for service in services:
+            new_services = {(s.namespace, s.name): s for s in services}
+            for key in self.services.keys() - new_services.keys():
+                self.delete_service(*key)
+            for service in new_services.values():
                 self.set_service(service)
         if slices is not None:
-            self.slices, self._slice_owner = {}, {}
-            for slice_ in slices:
-                self.set_slice(slice_)
-        self.mark_all_dirty()
+            self._replace_slices(slices)
+
+    def _replace_slices(self, slices: Iterable[EndpointSlice]) -> None:
+        held = {(s.namespace, s.name): s for group in self.slices.values() for s in group}
+        grouped: dict[ServiceKey, list[EndpointSlice]] = {}
+        owners: dict[tuple[str, str], ServiceKey] = {}
+        for slice_ in slices:
+            ident = (slice_.namespace, slice_.name)
+            old = held.get(ident)
+            if old is not None and old == slice_:
+                slice_ = old
+            key = (slice_.namespace, slice_.service_name)
+            grouped.setdefault(key, []).append(slice_)
+            owners[ident] = key
+        new: dict[ServiceKey, tuple[EndpointSlice, ...]] = {}
+        for key, group in grouped.items():
+            old_group = self.slices.get(key, ())
+            same = len(old_group) == len(group) and all(
+                a is b for a, b in zip(sorted(old_group, key=_name), sorted(group, key=_name), strict=True)
+            )
+            new[key] = old_group if same else tuple(group)
+            if not same:
+                self._dirty_services.add(key)
+        self._dirty_services.update(self.slices.keys() - new.keys())
+        self.slices, self._slice_owner = new, owners
 
     def mark_all_dirty(self) -> None:
         """Re-derive everything at the next publish (new policy, gateway change)."""
@@ -205,43 +294,51 @@ class ClusterBuilder:
             return old
         if self.policy.observe(self.services, self.slices, now):
             self._everything_dirty = True
-        if self._everything_dirty:
+        everything = self._everything_dirty or self.synced != old.synced
+        if everything:
             dirty = set(self.services) | set(old.services)
         else:
             dirty = set(self._dirty_services)
             for name in self._dirty_namespaces:
                 dirty.update(self._keys_by_namespace.get(name, ()))
         entries = old.services.edit()  # copies only the shards this publish touches
+        reverse = old.reverse.edit()
         counts = Counter(old.decisions)
-        touched_ips: set[str] = set()
+        reverse_changed = False
         for key in dirty:
             previous = entries.pop(key, None)
             if previous is not None:
-                self._index_ips(key, previous, add=False)
-                touched_ips.update(_entry_ips(previous))
                 counts[previous.decision.state] -= 1
             service = self.services.get(key)
-            if service is None or service.namespace not in self.namespaces:
-                continue
-            entry = self._derive(service)
-            entries[key] = entry
-            self._index_ips(key, entry, add=True)
-            touched_ips.update(_entry_ips(entry))
-            counts[entry.decision.state] += 1
-            if previous is not None:
-                self._log_decision_change(key, previous.decision, entry.decision)
-        reverse = old.reverse.edit()
-        self._reindex(reverse, touched_ips, entries)
-        namespaces_changed = bool(self._dirty_namespaces) or self._everything_dirty
-        changed = bool(dirty) or namespaces_changed or self.synced != old.synced
+            entry = None
+            if service is not None and service.namespace in self.namespaces:
+                entry = self._derive(service, self.slices.get(key, ()))
+                entries[key] = entry
+                counts[entry.decision.state] += 1
+                if previous is not None:
+                    self._log_decision_change(key, previous.decision, entry.decision)
+            same_addresses = (
+                previous is not None and entry is not None
+                and previous.service.cluster_ips == entry.service.cluster_ips
+                and previous.slices is entry.slices
+                and previous.service.publish_not_ready == entry.service.publish_not_ready
+            )
+            if not same_addresses:  # a flip or a gateway change leaves the index alone
+                reverse_changed = True
+                if previous is not None:
+                    _unindex(reverse, key, previous.ips())
+                if entry is not None:
+                    _index(reverse, key, entry.ips())
+        namespaces_changed = bool(self._dirty_namespaces) or everything
+        changed = bool(dirty) or namespaces_changed
         generation = old.generation + 1 if changed else old.generation
-        if self._everything_dirty or self.synced != old.synced:
+        if everything:
             global_version, versions = generation, {}
         else:
             global_version, versions = old.global_version, dict(old.versions)
             for namespace in {key[0] for key in dirty} | self._dirty_namespaces:
                 versions[namespace] = generation
-            if touched_ips:
+            if reverse_changed:  # PTR names read addresses, names and labels, never decisions
                 versions[REVERSE_DEP] = generation
             if changed:
                 versions[ANY_DEP] = generation
@@ -266,16 +363,13 @@ class ClusterBuilder:
         self._everything_dirty = False
         return self._view
 
-    def _derive(self, service: Service) -> ServiceEntry:
-        key = (service.namespace, service.name)
-        targets = service_targets(service, self.slices.get(key, {}).values())
-        inputs = PolicyInputs(
-            service=service,
-            namespace=self.namespaces[service.namespace],
-            services=self.services,
-            slices=self.slices,
-        )
-        return ServiceEntry(service, targets, self.policy.decide(inputs))
+    def _derive(self, service: Service, slices: tuple[EndpointSlice, ...]) -> ServiceEntry:
+        inputs = PolicyInputs(service=service, namespace=self.namespaces[service.namespace])
+        decision = self.policy.decide(inputs)
+        if len(self._decisions) > 100_000:  # bounded: reasons name namespaces
+            self._decisions.clear()
+        decision = self._decisions.setdefault(decision, decision)
+        return ServiceEntry(service, slices, decision)
 
     def _log_decision_change(self, key: ServiceKey, before: Decision, after: Decision) -> None:
         """Note a Service whose decision changed; logged by `flush_decision_log`."""
@@ -298,63 +392,26 @@ class ClusterBuilder:
                 "service": f"{key[0]}/{key[1]}", "from": before.state.value,
                 "to": after.state.value, "rule": after.rule.value, "reason": after.reason}})
 
-    def _index_ips(self, key: ServiceKey, entry: ServiceEntry, add: bool) -> None:
-        index = self._ip_owners
-        for ip in _entry_ips(entry):
-            owners = index.get(ip)
-            if add:
-                if owners is None or owners == key:
-                    index[ip] = key
-                elif isinstance(owners, set):
-                    owners.add(key)
-                else:
-                    index[ip] = {owners, key}
-            elif owners == key:
-                del index[ip]
-            elif isinstance(owners, set):
-                owners.discard(key)
-                if len(owners) == 1:
-                    index[ip] = owners.pop()
 
-    def _owners(self, ip: str) -> list[ServiceKey]:
-        owners = self._ip_owners.get(ip)
-        if owners is None:
-            return []
-        return sorted(owners) if isinstance(owners, set) else [owners]
-
-    def _reindex(
-        self,
-        reverse: ShardedMapEditor[str, tuple[tuple[str, ...], ...]],
-        ips: set[str],
-        entries: ShardedMapEditor[ServiceKey, ServiceEntry],
-    ) -> None:
-        """Recompute the PTR targets of `ips` (SPEC 2.3.3 and 2.4.3).
-
-        A ClusterIP answers its Service name only (the first Service, should
-        two ever share one); otherwise every Service whose endpoints hold the
-        IP contributes `<label>.<svc>.<ns>.svc`, duplicates removed.
-        """
-        for ip in ips:
-            owners = [entries[key] for key in self._owners(ip)]
-            service_names = [
-                (e.service.name, e.service.namespace, "svc")
-                for e in owners
-                if ip in e.service.cluster_ips
-            ]
-            if service_names:
-                reverse[ip] = (service_names[0],)
-                continue
-            names = {
-                (t.label, e.service.name, e.service.namespace, "svc"): None
-                for e in owners
-                for t in e.targets
-                if t.ip == ip
-            }
-            if names:
-                reverse[ip] = tuple(names)
-            else:
-                reverse.pop(ip, None)
+def _name(slice_: EndpointSlice) -> str:
+    return slice_.name
 
 
-def _entry_ips(entry: ServiceEntry) -> set[str]:
-    return set(entry.service.cluster_ips).union(t.ip for t in entry.targets)
+def _index(reverse: ShardedMapEditor[str, Owners], key: ServiceKey, ips: Iterable[str]) -> None:
+    for ip in ips:
+        keys = owner_keys(reverse.get(ip))
+        if key in keys:
+            continue
+        reverse[ip] = tuple(sorted((*keys, key))) if keys else key
+
+
+def _unindex(reverse: ShardedMapEditor[str, Owners], key: ServiceKey, ips: Iterable[str]) -> None:
+    for ip in ips:
+        keys = owner_keys(reverse.get(ip))
+        if key not in keys:
+            continue
+        rest = tuple(k for k in keys if k != key)
+        if not rest:
+            reverse.pop(ip, None)
+        else:
+            reverse[ip] = rest if len(rest) > 1 else rest[0]

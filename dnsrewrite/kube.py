@@ -18,7 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-__all__ = ["ApiException", "Resource", "RESOURCES", "make_api_client", "list_all", "watch_lines"]
+__all__ = ["ApiException", "Resource", "RESOURCES", "make_api_client", "list_pages", "watch_lines"]
 
 
 def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -50,12 +50,15 @@ RESOURCES = (
 )
 
 
-def list_all(
+def list_pages(
     api: client.ApiClient, resource: Resource, page_size: int, request_timeout_s: float
-) -> tuple[list[dict[str, Any]], str]:
-    """Every object of `resource` (paged), and the list's resourceVersion."""
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """The objects of `resource`, one page at a time, each with the list's resourceVersion.
+
+    Pages let the caller convert and drop raw objects as they come: a whole
+    list of 100,000 raw objects would double the memory we need.
+    """
     call = resource.method(api)
-    items: list[dict[str, Any]] = []
     token = None
     while True:
         kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False,
@@ -64,11 +67,11 @@ def list_all(
             kwargs["_continue"] = token
         response = call(**kwargs)
         body = json.loads(response.data)
-        items.extend(body.get("items") or [])
         metadata = body.get("metadata") or {}
         token = metadata.get("continue")
+        yield body.get("items") or [], str(metadata.get("resourceVersion") or "")
         if not token:
-            return items, str(metadata.get("resourceVersion") or "")
+            return
 
 
 def watch_lines(

@@ -59,8 +59,7 @@ class Service:
     external_name: str | None
     ports: tuple[Port, ...]
     publish_not_ready: bool
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
+    annotations: Mapping[str, str]  # only the keys policy reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +94,7 @@ def _namespace_of(meta: Mapping[str, Any]) -> str:
     namespace = meta.get("namespace")
     if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
         raise ModelError(f"metadata.namespace {namespace!r} is not a DNS label")
-    return namespace
+    return sys.intern(namespace)  # one string per namespace, not one per object
 
 
 def _string_map(value: Any, keep: Collection[str] | None = None) -> Mapping[str, str]:
@@ -150,7 +149,7 @@ def _ports(value: Any, where: str) -> tuple[Port, ...]:
 
 def namespace_from_api(obj: Mapping[str, Any]) -> Namespace:
     meta, name = _metadata(obj)
-    return Namespace(name, _string_map(meta.get("labels")))
+    return Namespace(sys.intern(name), _string_map(meta.get("labels")))
 
 
 def service_from_api(
@@ -181,13 +180,12 @@ def service_from_api(
             cluster_ips = tuple(canonical_ip(ip) for ip in ips)
     return Service(
         namespace=namespace,
-        name=name,
+        name=sys.intern(name),  # shared with the EndpointSlices naming it
         kind=kind,
         cluster_ips=cluster_ips,
         external_name=external_name,
         ports=_ports(spec.get("ports"), "spec.ports"),
         publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
-        labels=_string_map(meta.get("labels")),
         annotations=_string_map(meta.get("annotations"), annotation_keys),
     )
 
@@ -228,4 +226,6 @@ def endpoint_slice_from_api(obj: Mapping[str, Any]) -> EndpointSlice:
     if raw_endpoints is not None and not isinstance(raw_endpoints, list):
         raise ModelError("endpoints is not a list")
     endpoints = tuple(ep for ep in map(_endpoint, raw_endpoints or []) if ep is not None)
-    return EndpointSlice(namespace, name, service_name, endpoints, _ports(obj.get("ports"), "ports"))
+    return EndpointSlice(
+        namespace, name, sys.intern(service_name), endpoints, _ports(obj.get("ports"), "ports")
+    )

@@ -70,8 +70,6 @@ class Decision:
 class PolicyInputs:
     service: Service
     namespace: Namespace
-    services: Mapping[ServiceKey, Service]
-    slices: Mapping[ServiceKey, Mapping[str, EndpointSlice]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +122,14 @@ class Policy:
     def observe(
         self,
         services: Mapping[ServiceKey, Service],
-        slices: Mapping[ServiceKey, Mapping[str, EndpointSlice]],
+        slices: Mapping[ServiceKey, tuple[EndpointSlice, ...]],
         now: float,
     ) -> bool:
         """Refresh every gateway's state; True if any decision may change."""
         changed = False
         for name, ref in self.refs.items():
             before = self.gateways[name]
-            after = self._observe_one(before, services.get(ref), slices.get(ref, {}), now)
+            after = self._observe_one(before, services.get(ref), slices.get(ref, ()), now)
             if _decision_relevant(before) != _decision_relevant(after):
                 changed = True
             if before.in_service != after.in_service and self._observed_once:
@@ -153,13 +151,13 @@ class Policy:
         self,
         before: GatewayState,
         service: Service | None,
-        slices: Mapping[str, EndpointSlice],
+        slices: tuple[EndpointSlice, ...],
         now: float,
     ) -> GatewayState:
         exists = service is not None and service.kind is ServiceKind.CLUSTER_IP
         ready = len({
             ip
-            for slice_ in slices.values()
+            for slice_ in slices
             for ep in slice_.endpoints
             if ep.ready
             for ip in ep.addresses

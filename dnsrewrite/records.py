@@ -18,7 +18,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dnsrewrite.cluster import ClusterView, ServiceEntry, Target
+from dnsrewrite.cluster import ClusterView, ServiceEntry, Target, ptr_names
 from dnsrewrite.model import Port, ServiceKind
 from dnsrewrite.names import Kind, ParsedName, parse_forward, parse_reverse, pod_ip
 from dnsrewrite.wire import (
@@ -218,7 +218,7 @@ class Resolver:
         cluster = tuple(x.encode() for x in self.s.cluster_zone) if reverse else zone
         for ip in self.s.ns_addresses:
             found = False
-            for rel in view.reverse.get(ip) or ():
+            for rel in ptr_names(view, ip):
                 entry = view.services.get((rel[-2], rel[-3]))
                 if entry is None:
                     continue
@@ -348,7 +348,7 @@ class Resolver:
         if not q.relative:
             return self._apex(view, q)
         p = parse_reverse(q.lower)
-        names = view.reverse.get(p.ip) if p.kind is Kind.REVERSE else None
+        names = ptr_names(view, p.ip) if p.kind is Kind.REVERSE else None
         if not names:
             # Unknown addresses and partial names: NXDOMAIN, as CoreDNS (reverse.go).
             return self.nxdomain(view, q)

@@ -17,6 +17,7 @@ unreachable API server leaves the last good data serving.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -173,8 +174,16 @@ class ResourceWatcher:
 
     def _list(self) -> None:
         s = self.settings
-        items, rv = kube.list_all(self.api, self.resource, s.page_size, s.request_timeout_s)
-        objs = [obj for obj in map(self._convert, items) if obj is not None]
+        objs: list[Any] = []
+        rv = ""
+        for items, page_rv in kube.list_pages(self.api, self.resource, s.page_size,
+                                              s.request_timeout_s):
+            rv = page_rv
+            objs.extend(obj for obj in map(self._convert, items) if obj is not None)
+            # The converted objects are acyclic and live until replaced: out of the
+            # cyclic collector's sight, or every young collection during a 100,000-object
+            # list would rescan all of them (the writer does the same after a publish).
+            gc.freeze()
         self.writer.submit(_replace(self.kind, objs))
         self.resource_version = rv
         self.stats.lists[self.kind] += 1

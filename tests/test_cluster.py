@@ -1,0 +1,109 @@
+"""The builder: relists that change nothing cost nothing, flips leave the reverse index
+alone, and the reverse index follows Services that share an IP."""
+
+from __future__ import annotations
+
+from dnsrewrite import config
+from dnsrewrite.answer import Answerer
+from dnsrewrite.cluster import ANY_DEP, REVERSE_DEP, ClusterBuilder, ptr_names
+from dnsrewrite.model import endpoint_slice_from_api, namespace_from_api, service_from_api
+from dnsrewrite.policy import Policy
+from tests.dnsclient import ask
+from tests.fakeapi import objects as k8s
+
+
+def cluster_objects(namespaces: int = 3) -> tuple[list, list, list]:
+    nss, svcs, slices = [], [], []
+    for n in range(namespaces):
+        ns = f"team-{n}"
+        nss.append(namespace_from_api(k8s.namespace(ns)))
+        svcs.append(service_from_api(k8s.service(ns, "web", cluster_ips=[f"10.96.{n}.10"])))
+        slices.append(endpoint_slice_from_api(k8s.endpoint_slice(
+            ns, "web-1", "web", endpoints=[{"addresses": [f"10.244.{n}.{i}"]} for i in (1, 2)])))
+    return nss, svcs, slices
+
+
+def built(namespaces: int = 3) -> ClusterBuilder:
+    builder = ClusterBuilder(Policy(config.from_mapping({}).rewrite))
+    builder.replace_all(*cluster_objects(namespaces))
+    builder.synced = True
+    builder.publish(1000.0)
+    return builder
+
+
+def test_a_relist_of_equal_objects_publishes_nothing_new():
+    builder = built()
+    before = builder.view
+    builder.replace_all(*cluster_objects())  # new objects, equal to the held ones
+    assert not builder.pending()
+    after = builder.publish(2000.0)
+    assert after.generation == before.generation
+    assert after.services[("team-1", "web")] is before.services[("team-1", "web")]
+
+
+def test_a_relist_re_derives_only_what_changed_and_drops_what_is_gone():
+    builder = built()
+    before = builder.view
+    nss, svcs, slices = cluster_objects()
+    slices[1] = endpoint_slice_from_api(k8s.endpoint_slice(
+        "team-1", "web-1", "web", endpoints=[{"addresses": ["10.244.1.99"]}]))
+    del svcs[2]
+    builder.replace_all(nss, svcs, slices)
+    after = builder.publish(2000.0)
+    assert after.generation == before.generation + 1
+    assert after.global_version == before.global_version  # no global flush of cached replies
+    assert after.versions["team-1"] == after.versions["team-2"] == after.generation
+    assert "team-0" not in after.versions
+    assert after.services[("team-0", "web")] is before.services[("team-0", "web")]
+    assert [t.ip for t in after.services[("team-1", "web")].targets] == ["10.244.1.99"]
+    assert ("team-2", "web") not in after.services
+    assert ptr_names(after, "10.244.1.1") == ()
+    assert ptr_names(after, "10.96.2.10") == ()
+    assert ptr_names(after, "10.244.1.99") == (("10-244-1-99", "web", "team-1", "svc"),)
+
+
+def test_a_namespace_flip_re_decides_without_touching_the_reverse_index():
+    cfg = config.from_mapping({})
+    builder = ClusterBuilder(Policy(cfg.rewrite))
+    nss, svcs, slices = cluster_objects()
+    builder.replace_all(nss, svcs, slices)
+    builder.synced = True
+    before = builder.publish(1000.0)
+    builder.set_namespace(namespace_from_api(k8s.namespace(
+        "team-1", labels={"dnsrewrite.io/mesh": "enabled"})))
+    after = builder.publish(1001.0)
+    assert after.generation == before.generation + 1
+    assert after.versions["team-1"] == after.generation
+    assert after.versions.get(REVERSE_DEP) == before.versions.get(REVERSE_DEP)
+    assert after.versions[ANY_DEP] == after.generation
+    assert after.reverse._shards == before.reverse._shards  # not one shard copied
+
+
+def test_services_sharing_an_endpoint_ip_both_answer_ptr_until_one_goes():
+    builder = built(namespaces=1)
+    builder.set_service(service_from_api(k8s.service("team-0", "api", cluster_ips=["10.96.0.11"])))
+    builder.set_slice(endpoint_slice_from_api(k8s.endpoint_slice(
+        "team-0", "api-1", "api", endpoints=[{"addresses": ["10.244.0.1"], "hostname": "pod-a"}])))
+    view = builder.publish(1001.0)
+    assert ptr_names(view, "10.244.0.1") == (
+        ("pod-a", "api", "team-0", "svc"), ("10-244-0-1", "web", "team-0", "svc"))
+    answerer = Answerer(config.from_mapping({}), lambda: view)
+    reply = ask(answerer, "1.0.244.10.in-addr.arpa.", "PTR")
+    assert sorted(r.to_text() for rrset in reply.answer for r in rrset) == [
+        "10-244-0-1.web.team-0.svc.cluster.local.", "pod-a.api.team-0.svc.cluster.local."]
+    builder.delete_slice("team-0", "web-1")
+    view = builder.publish(1002.0)
+    assert ptr_names(view, "10.244.0.1") == (("pod-a", "api", "team-0", "svc"),)
+    assert view.reverse["10.244.0.1"] == ("team-0", "api")
+    builder.delete_service("team-0", "api")
+    view = builder.publish(1003.0)
+    assert "10.244.0.1" not in view.reverse
+
+
+def test_an_unchanged_object_from_a_resync_event_marks_nothing_dirty():
+    builder = built()
+    nss, svcs, slices = cluster_objects()
+    builder.set_namespace(nss[0])
+    builder.set_service(svcs[0])
+    builder.set_slice(slices[0])
+    assert not builder.pending()
