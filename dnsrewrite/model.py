@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -79,10 +80,10 @@ class EndpointSlice:
 
 
 def _metadata(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):
         raise ModelError("object is not a mapping")
     meta = obj.get("metadata")
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         raise ModelError("missing metadata")
     name = meta.get("name")
     if not isinstance(name, str) or not _DNS_LABEL.match(name):
@@ -98,7 +99,7 @@ def _namespace_of(meta: Mapping[str, Any]) -> str:
 
 
 def _string_map(value: Any, keep: Collection[str] | None = None) -> Mapping[str, str]:
-    if not isinstance(value, Mapping) or not value:
+    if not isinstance(value, dict) or not value:
         return _EMPTY
     items = {str(k): str(v) for k, v in value.items() if keep is None or k in keep}
     return MappingProxyType(items) if items else _EMPTY
@@ -109,6 +110,11 @@ def canonical_ip(text: Any) -> str:
 
     IPv6 zone indexes (`fe80::1%eth0`) are refused: they have no place in DNS.
     """
+    if type(text) is str:
+        try:  # IPv4 the fast way: inet_pton is strict (no leading zeros, no spaces)
+            return sys.intern(socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text)))
+        except OSError:
+            pass
     try:
         address = ipaddress.ip_address(str(text).strip())
         if getattr(address, "scope_id", None):
@@ -118,14 +124,9 @@ def canonical_ip(text: Any) -> str:
         raise ModelError(f"invalid IP address {text!r}") from None
 
 
-# Ports repeat across a cluster (http/80/TCP thousands of times): one shared object each.
-_INTERNED: dict[Any, Any] = {}
-
-
-def _interned(value: Any) -> Any:
-    if len(_INTERNED) > 100_000:  # bounded: a cluster of odd ports cannot grow it forever
-        _INTERNED.clear()
-    return _INTERNED.setdefault(value, value)
+# Port lists repeat across a cluster (http/80/TCP thousands of times): one shared
+# tuple per distinct list, looked up by its plain (name, port, protocol) triples.
+_PORT_LISTS: dict[tuple[tuple[str, int, str], ...], tuple[Port, ...]] = {}
 
 
 def _ports(value: Any, where: str) -> tuple[Port, ...]:
@@ -133,18 +134,24 @@ def _ports(value: Any, where: str) -> tuple[Port, ...]:
         return ()
     if not isinstance(value, list):
         raise ModelError(f"{where} is not a list")
-    ports = []
+    triples = []
     for item in value:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise ModelError(f"{where} holds a non-mapping")
         number = item.get("port")
-        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+        if type(number) is not int or not 0 < number < 65536:  # bool is not int here
             # An EndpointSlice port without a number means "all ports": no SRV for it.
             continue
         protocol = str(item.get("protocol") or "TCP").upper()
         name = item.get("name") or ""
-        ports.append(_interned(Port(str(name).lower(), number, protocol)))
-    return _interned(tuple(ports))
+        triples.append((str(name).lower(), number, protocol))
+    key = tuple(triples)
+    ports = _PORT_LISTS.get(key)
+    if ports is None:
+        if len(_PORT_LISTS) > 100_000:  # bounded: a cluster of odd ports cannot grow it forever
+            _PORT_LISTS.clear()
+        ports = _PORT_LISTS[key] = tuple(Port(*triple) for triple in key)
+    return ports
 
 
 def namespace_from_api(obj: Mapping[str, Any]) -> Namespace:
@@ -158,7 +165,7 @@ def service_from_api(
     meta, name = _metadata(obj)
     namespace = _namespace_of(meta)
     spec = obj.get("spec")
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         raise ModelError("missing spec")
     external_name = None
     cluster_ips: tuple[str, ...] = ()
@@ -191,7 +198,7 @@ def service_from_api(
 
 
 def _endpoint(item: Any) -> Endpoint | None:
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         raise ModelError("endpoints holds a non-mapping")
     raw = item.get("addresses") or []
     if not isinstance(raw, list):
@@ -211,7 +218,7 @@ def _endpoint(item: Any) -> Endpoint | None:
             hostname = None
     conditions = item.get("conditions") or {}
     # CoreDNS: ready when conditions.ready is true or absent (object/endpoint.go).
-    ready = conditions.get("ready") is not False if isinstance(conditions, Mapping) else True
+    ready = conditions.get("ready") is not False if isinstance(conditions, dict) else True
     return Endpoint(tuple(dict.fromkeys(addresses)), hostname, ready)
 
 
@@ -219,7 +226,7 @@ def endpoint_slice_from_api(obj: Mapping[str, Any]) -> EndpointSlice:
     meta, name = _metadata(obj)
     namespace = _namespace_of(meta)
     labels = meta.get("labels") or {}
-    service_name = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, Mapping) else None
+    service_name = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, dict) else None
     if not isinstance(service_name, str) or not _DNS_LABEL.match(service_name):
         raise ModelError(f"no valid {SERVICE_NAME_LABEL} label")
     raw_endpoints = obj.get("endpoints")  # the API gives null for an empty slice
