@@ -18,6 +18,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dnsrewrite.model import EndpointSlice, Namespace, Port, Service
 from dnsrewrite.policy import Decision, GatewayState, Policy, PolicyInputs, State
@@ -82,7 +83,7 @@ class ServiceEntry:
         for slice_ in self.slices:
             for endpoint in slice_.endpoints:
                 if endpoint.ready or publish_not_ready:
-                    yield from endpoint.addresses
+                    yield endpoint.address
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,8 @@ def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[
     targets = []
     for slice_ in slices:
         for endpoint in slice_.endpoints:
-            if not (endpoint.ready or service.publish_not_ready):
-                continue
-            for ip in endpoint.addresses:
-                targets.append(Target(endpoint.hostname, ip, slice_.ports))
+            if endpoint.ready or service.publish_not_ready:
+                targets.append(Target(endpoint.hostname, endpoint.address, slice_.ports))
     return tuple(targets)
 
 
@@ -271,6 +270,24 @@ class ClusterBuilder:
                 self._dirty_services.add(key)
         self._dirty_services.update(self.slices.keys() - new.keys())
         self.slices, self._slice_owner = new, owners
+
+    def held_equal(self, obj: Namespace | Service | EndpointSlice) -> Any:
+        """The held object equal to `obj`, else `obj` itself.
+
+        Called from watcher threads while they convert a list: it only reads
+        (each dict lookup is atomic), and a stale answer is harmless because
+        `replace_all` compares again.
+        """
+        old: Any
+        if isinstance(obj, Service):
+            old = self.services.get((obj.namespace, obj.name))
+        elif isinstance(obj, EndpointSlice):
+            key = self._slice_owner.get((obj.namespace, obj.name))
+            group = self.slices.get(key, ()) if key is not None else ()
+            old = next((s for s in group if s.name == obj.name), None)
+        else:
+            old = self.namespaces.get(obj.name)
+        return old if old == obj else obj
 
     def mark_all_dirty(self) -> None:
         """Re-derive everything at the next publish (new policy, gateway change)."""

@@ -65,7 +65,10 @@ class Service:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    addresses: tuple[str, ...]
+    """One address of an API endpoint: an endpoint with several addresses (fungible,
+    as the API says) becomes one of these per address, as DNS answers them anyway."""
+
+    address: str
     hostname: str | None
     ready: bool
 
@@ -197,7 +200,7 @@ def service_from_api(
     )
 
 
-def _endpoint(item: Any) -> Endpoint | None:
+def _endpoints(item: Any) -> list[Endpoint]:
     if not isinstance(item, dict):
         raise ModelError("endpoints holds a non-mapping")
     raw = item.get("addresses") or []
@@ -210,7 +213,7 @@ def _endpoint(item: Any) -> Endpoint | None:
         except ModelError:
             continue  # one bad address must not hide the others
     if not addresses:
-        return None
+        return []
     hostname = item.get("hostname") or None
     if hostname is not None:
         hostname = str(hostname).lower()
@@ -219,7 +222,7 @@ def _endpoint(item: Any) -> Endpoint | None:
     conditions = item.get("conditions") or {}
     # CoreDNS: ready when conditions.ready is true or absent (object/endpoint.go).
     ready = conditions.get("ready") is not False if isinstance(conditions, dict) else True
-    return Endpoint(tuple(dict.fromkeys(addresses)), hostname, ready)
+    return [Endpoint(address, hostname, ready) for address in dict.fromkeys(addresses)]
 
 
 def endpoint_slice_from_api(obj: Mapping[str, Any]) -> EndpointSlice:
@@ -232,7 +235,7 @@ def endpoint_slice_from_api(obj: Mapping[str, Any]) -> EndpointSlice:
     raw_endpoints = obj.get("endpoints")  # the API gives null for an empty slice
     if raw_endpoints is not None and not isinstance(raw_endpoints, list):
         raise ModelError("endpoints is not a list")
-    endpoints = tuple(ep for ep in map(_endpoint, raw_endpoints or []) if ep is not None)
+    endpoints = tuple(ep for item in raw_endpoints or [] for ep in _endpoints(item))
     return EndpointSlice(
         namespace, name, sys.intern(service_name), endpoints, _ports(obj.get("ports"), "ports")
     )

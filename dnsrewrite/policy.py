@@ -156,11 +156,7 @@ class Policy:
     ) -> GatewayState:
         exists = service is not None and service.kind is ServiceKind.CLUSTER_IP
         ready = len({
-            ip
-            for slice_ in slices
-            for ep in slice_.endpoints
-            if ep.ready
-            for ip in ep.addresses
+            ep.address for slice_ in slices for ep in slice_.endpoints if ep.ready
         }) if exists else 0
         healthy = exists and ready >= self.cfg.min_ready_endpoints
         if not healthy:

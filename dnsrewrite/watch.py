@@ -117,6 +117,7 @@ class ResourceWatcher:
         on_listed: Callable[[str], None],
         stop: threading.Event,
         annotation_keys: frozenset[str],
+        list_lock: threading.Lock,
     ) -> None:
         self.api = api
         self.resource = resource
@@ -127,6 +128,9 @@ class ResourceWatcher:
         self.on_listed = on_listed
         self.stop = stop
         self.convert = _converter(resource.kind, annotation_keys)
+        # One list converts at a time: three CPU-bound threads contending for the GIL
+        # would make the DNS thread wait several switch intervals for it.
+        self.list_lock = list_lock
         self.resource_version = ""
 
     def run(self) -> None:
@@ -179,7 +183,13 @@ class ResourceWatcher:
         for items, page_rv in kube.list_pages(self.api, self.resource, s.page_size,
                                               s.request_timeout_s):
             rv = page_rv
-            objs.extend(obj for obj in map(self._convert, items) if obj is not None)
+            with self.list_lock:
+                for raw in items:
+                    obj = self._convert(raw)
+                    if obj is not None:
+                        # Keep the held object when equal: a relist then holds no
+                        # second copy of the cluster, and frees each duplicate at once.
+                        objs.append(self.writer.builder.held_equal(obj))
             # The converted objects are acyclic and live until replaced: out of the
             # cyclic collector's sight, or every young collection during a 100,000-object
             # list would rescan all of them (the writer does the same after a publish).
@@ -282,10 +292,11 @@ class KubeSource:
         self.stop_event = threading.Event()
         self._listed: set[str] = set()
         self._lock = threading.Lock()
+        list_lock = threading.Lock()
         self.synced = threading.Event()
         self.watchers = [
             ResourceWatcher(api, resource, writer, settings, self.stats, self._on_listed,
-                            self.stop_event, annotation_keys)
+                            self.stop_event, annotation_keys, list_lock)
             for resource in kube.RESOURCES
         ]
         self._threads: list[threading.Thread] = []

@@ -107,3 +107,20 @@ def test_an_unchanged_object_from_a_resync_event_marks_nothing_dirty():
     builder.set_service(svcs[0])
     builder.set_slice(slices[0])
     assert not builder.pending()
+
+
+def test_held_equal_gives_the_held_object_so_a_relist_keeps_one_copy():
+    builder = built()
+    nss, svcs, slices = cluster_objects()
+    assert builder.held_equal(svcs[1]) is builder.services[("team-1", "web")]
+    assert builder.held_equal(slices[1]) is builder.slices[("team-1", "web")][0]
+    assert builder.held_equal(nss[1]) is builder.namespaces["team-1"]
+    changed = service_from_api(k8s.service("team-1", "web", cluster_ips=["10.96.1.77"]))
+    assert builder.held_equal(changed) is changed
+
+
+def test_an_endpoint_with_two_addresses_answers_both_under_its_hostname():
+    slice_ = endpoint_slice_from_api(k8s.endpoint_slice("team-0", "db-1", "db", endpoints=[
+        {"addresses": ["10.244.7.1", "10.244.7.2", "10.244.7.1"], "hostname": "db-0"}]))
+    assert [(e.address, e.hostname) for e in slice_.endpoints] == [
+        ("10.244.7.1", "db-0"), ("10.244.7.2", "db-0")]
