@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/scale_bench.py scale  [--services 100000 --namespaces 10000]
     .venv/bin/python benchmarks/scale_bench.py churn  [--services 10000 --namespaces 1000]
     .venv/bin/python benchmarks/scale_bench.py memory [--services 20000 --namespaces 2000]
+    .venv/bin/python benchmarks/scale_bench.py loop   [--services 10000 --namespaces 1000]
 
 Every command first waits for CPUs 0 and 1 to be idle (`--wait-quiet`), runs the
 `dnsrewrite` package copied from the working tree when the command starts (or
@@ -17,9 +18,10 @@ Processes and CPUs (2-CPU machine):
 * the fake API server (tests/fakeapi, a copy taken with dnsrewrite's) in a child process
   pinned to CPU 0, with everything that drives it: the bulk load, the relist, the
   namespace flips (update, then poll DNS every 1 ms), the EndpointSlice churn;
-* the UDP probe (`scale`): one A query every 2 ms from another child on CPU 0;
+* the UDP probe (`scale`, `loop`): one A query every 2 ms from another child on CPU 0;
 * dnsperf (`churn`): pinned to CPU 0, as in throughput.sh;
-* this process: CPU 0, mostly asleep (polls /ready every 10 ms, reads /proc).
+* this process: CPU 0, mostly asleep (polls /ready every 10 ms, reads /proc); in
+  `memory` and `loop` it runs dnsrewrite itself instead, pinned to CPU 1.
 
 `scale`: 100,000 Services in 10,000 namespaces, 3 single-stack endpoints each (every
 eighth Service headless), half the namespaces enrolled. Measures the time from process
@@ -39,6 +41,12 @@ update), interleaved: idle, churn, idle, churn.
 fed by the fake API in a child: the top allocation sites by file:line after the sync,
 and an accounting of every object reachable from the builder and the view, by what
 holds it and by type, per Service and per endpoint.
+
+`loop`: `scale`'s phases (sync, idle, relist, flips) at 10,000 Services with dnsrewrite
+in this process instead (the App on its own loop thread, pinned to CPU 1, `scale`'s
+config), to sample its event loop: every 5 ms a thread puts a callback on the loop and
+records call -> run and intended tick -> run (the latter also counts gc pauses and GIL
+waits that froze the sampler), beside the probe and every gc collection, per window.
 """
 
 from __future__ import annotations
@@ -80,6 +88,7 @@ BIG_NS, SMALL_NS = "ns-0000", "ns-0001"
 SAMPLED = 50
 PROBE_INTERVAL_S = 0.002
 FLIP_POLL_S = 0.001
+LAG_INTERVAL_S = 0.005
 RELIST_TAIL_S = 0.5
 KINDS = ("Namespace", "Service", "EndpointSlice")
 
@@ -539,29 +548,56 @@ def _probe_main(conn: Any, stop: Any) -> None:
     conn.send((sent.tobytes(), lat.tobytes(), lost))
 
 
-# --- dnsrewrite as a subprocess -----------------------------------------------------------
-class Dnsrewrite:
-    """`dnsrewrite serve` from the snapshot, pinned to CPU 1, traced (serve_traced.py)."""
+class Probe:
+    """The probe child: `begin(port, names)` starts the queries; `finish()`, called before
+    the server stops (no refused tail), ends them and returns [(sent at, latency)]."""
 
-    def __init__(self, src: str, scratch: str, api_url: str, gateway: str,
-                 log_level: str = "info") -> None:
-        self.port, self.admin = free_port(), free_port()
-        self.trace_path = os.path.join(scratch, "trace.txt")
-        self.log_path = os.path.join(scratch, "dnsrewrite.log")
-        kubeconfig = os.path.join(scratch, "kubeconfig")
-        with open(kubeconfig, "w") as handle:
-            handle.write(f"""apiVersion: v1
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.stop = ctx.Event()
+        self.proc = ctx.Process(target=_probe_main, args=(child, self.stop), name="probe",
+                                daemon=True)
+        self.proc.start()
+
+    def begin(self, port: int, names: list[str]) -> None:
+        self.conn.send((port, names))
+
+    def finish(self) -> list[tuple[float, float]] | None:
+        self.stop.set()
+        got = self.conn.recv() if self.conn.poll(10) else None
+        self.proc.join(5)
+        if got is None:
+            return None
+        sent, lats = array.array("d"), array.array("d")
+        sent.frombytes(got[0])
+        lats.frombytes(got[1])
+        return list(zip(sent, lats, strict=True))
+
+
+# --- dnsrewrite's configuration (the same for the subprocess and in-process) --------------
+def write_kubeconfig(path: str, api_url: str) -> str:
+    with open(path, "w") as handle:
+        handle.write(f"""apiVersion: v1
 kind: Config
 clusters: [{{name: fake, cluster: {{server: "{api_url}"}}}}]
 users: [{{name: bench, user: {{token: not-checked}}}}]
 contexts: [{{name: fake, context: {{cluster: fake, user: bench}}}}]
 current-context: fake
 """)
-        self.config_path = os.path.join(scratch, "config.yaml")
-        with open(self.config_path, "w") as handle:
-            handle.write(f"""# scale_bench.py: dnsrewrite watching the fake API server
-listen: ["127.0.0.1:{self.port}"]
-admin_listen: "127.0.0.1:{self.admin}"
+    return path
+
+
+def write_config(scratch: str, api_url: str, gateway: str,
+                 log_level: str = "info") -> tuple[str, int, int]:
+    """config.yaml (and kubeconfig) in scratch: dnsrewrite watching the fake API on free
+    loopback ports; returns (path, DNS port, admin port)."""
+    port, admin = free_port(), free_port()
+    kubeconfig = write_kubeconfig(os.path.join(scratch, "kubeconfig"), api_url)
+    path = os.path.join(scratch, "config.yaml")
+    with open(path, "w") as handle:
+        handle.write(f"""# scale_bench.py: dnsrewrite watching the fake API server
+listen: ["127.0.0.1:{port}"]
+admin_listen: "127.0.0.1:{admin}"
 zones: [cluster.local, in-addr.arpa, ip6.arpa]
 ttl_s: 5
 log_level: {log_level}
@@ -575,6 +611,19 @@ kubernetes:
 shutdown:
   lameduck_s: 0
 """)
+    return path, port, admin
+
+
+# --- dnsrewrite as a subprocess -----------------------------------------------------------
+class Dnsrewrite:
+    """`dnsrewrite serve` from the snapshot, pinned to CPU 1, traced (serve_traced.py)."""
+
+    def __init__(self, src: str, scratch: str, api_url: str, gateway: str,
+                 log_level: str = "info") -> None:
+        self.trace_path = os.path.join(scratch, "trace.txt")
+        self.log_path = os.path.join(scratch, "dnsrewrite.log")
+        self.config_path, self.port, self.admin = write_config(scratch, api_url, gateway,
+                                                               log_level)
         self.cmd = ["taskset", "-c", str(SERVER_CPU), PY, os.path.join(HERE, "serve_traced.py"),
                     src, self.trace_path, "serve", "--config", self.config_path]
         self.process: subprocess.Popen | None = None
@@ -625,6 +674,50 @@ shutdown:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+class InProcessApp:
+    """dnsrewrite's App in this process on its own event-loop thread, as the tests run it
+    (`memory`, `loop`); the snapshot must already be first on sys.path."""
+
+    def __init__(self, cfg: Any) -> None:
+        from dnsrewrite.app import App
+
+        self.make_app = lambda: App(cfg)
+        self.app: Any = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="app", daemon=True)
+        self.started = 0.0
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main() -> None:
+            self.app = self.make_app()
+            await self.app.run(install_signals=False)
+
+        self.loop.run_until_complete(main())
+
+    def start(self) -> InProcessApp:
+        self.started = time.monotonic()
+        self.thread.start()
+        return self
+
+    def wait_ready(self, timeout: float) -> float:
+        """Until synced and DNS is bound; the monotonic time it was."""
+        deadline = time.monotonic() + timeout
+        while self.app is None or not (self.app.ready and self.app.server.bound):
+            if not self.thread.is_alive():
+                raise SystemExit("dnsrewrite (in-process) stopped before it was ready")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"dnsrewrite (in-process) not ready within {timeout} s")
+            time.sleep(0.01)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        if self.app is not None:
+            self.loop.call_soon_threadsafe(self.app.request_stop, False)
+        self.thread.join(15)
 
 
 def records(trace: list[list[str]], kind: str) -> list[list[str]]:
@@ -689,27 +782,46 @@ def summarize_pyspy(path: str, top: int = 15) -> str:
 
 
 # --- scale --------------------------------------------------------------------------------
+def load_synthetic(host: RemoteHost, args: argparse.Namespace) -> dict[str, Any]:
+    """The `scale` cluster into the fake API."""
+    t = time.monotonic()
+    info = host.call("start_synthetic", args.services, args.namespaces)
+    note(f"fake API: {info['objects']} objects in {time.monotonic() - t:.1f} s "
+         f"({args.services} Services of which {info['headless']} headless, "
+         f"{info['endpoints']} endpoints, {args.namespaces} namespaces, "
+         f"{info['enrolled_namespaces']} enrolled)")
+    return info
+
+
+def run_flips(host: RemoteHost, port: int, info: dict[str, Any], count: int,
+              windows: dict[str, tuple[float, float]]) -> dict[str, list[dict[str, Any]]]:
+    """`count` flips (enroll/unenroll alternating) of the 10-Service namespace, then of the
+    1,000-Service one if there is one (its sampled Services swept too); a window each."""
+    flips: dict[str, list[dict[str, Any]]] = {}
+    big = info["counts"][BIG_NS] == BIG
+    for ns, sweep in [(SMALL_NS, False)] + ([(BIG_NS, True)] if big else []):
+        runs = []
+        t = time.monotonic()
+        for i in range(count):
+            runs.append(host.call("flip", port, ns, i % 2 == 0, sweep))
+            time.sleep(0.1)
+        windows[f"flip {ns}"] = (t, time.monotonic())
+        flips[ns] = runs
+        note(f"flips of {ns}: p50 {ms(pct([r['first'] for r in runs], 50))} ms, "
+             f"p99 {ms(pct([r['first'] for r in runs], 99))} ms")
+    return flips
+
+
 def cmd_scale(args: argparse.Namespace, scratch: str, src: str, label: str) -> tuple[str, str]:
     ctx = mp.get_context("spawn")
     host = RemoteHost(ctx, src)
-    probe_conn, probe_child = ctx.Pipe()
-    probe_stop = ctx.Event()
-    probe = ctx.Process(target=_probe_main, args=(probe_child, probe_stop), name="probe",
-                        daemon=True)
-    probe.start()
+    probe = Probe(ctx)
     server: Dnsrewrite | None = None
-    got = None
     spy: PySpy | None = None
     profiles: dict[str, str] = {}
     res: dict[str, Any] = {}
     try:
-        t = time.monotonic()
-        info = host.call("start_synthetic", args.services, args.namespaces)
-        note(f"fake API: {info['objects']} objects in {time.monotonic() - t:.1f} s "
-             f"({args.services} Services of which {info['headless']} headless, "
-             f"{info['endpoints']} endpoints, {args.namespaces} namespaces, "
-             f"{info['enrolled_namespaces']} enrolled)")
-        big = info["counts"][BIG_NS] == BIG
+        info = load_synthetic(host, args)
         # The API's own time to serve the three lists to a bare client (bytes only).
         res["api_list_s"] = bare_list_time(info["url"], 500)
         note(f"the fake API serves the three lists (pages of 500) in {res['api_list_s']:.2f} s "
@@ -745,7 +857,7 @@ def cmd_scale(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
              f"VmHWM {res['rss_synced']['VmHWM'] / 1024:.0f} MB")
 
         # Idle, then a full relist, with the probe on.
-        probe_conn.send((server.port, info["probe_names"]))
+        probe.begin(server.port, info["probe_names"])
         time.sleep(0.5)
         windows: dict[str, tuple[float, float]] = {}
         t = time.monotonic()
@@ -778,20 +890,9 @@ def cmd_scale(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
         note(f"after relist: VmRSS {res['rss_relisted']['VmRSS'] / 1024:.0f} MB")
 
         # Namespace flips.
-        flips: dict[str, list[dict[str, Any]]] = {}
-        targets = [(SMALL_NS, False)] + ([(BIG_NS, True)] if big else [])
         if "flips" in args.py_spy:
             spy = PySpy(server.pid, os.path.join(scratch, "flips.pyspy"))
-        for ns, sweep in targets:
-            runs = []
-            t = time.monotonic()
-            for i in range(args.flips):
-                runs.append(host.call("flip", server.port, ns, i % 2 == 0, sweep))
-                time.sleep(0.1)
-            windows[f"flip {ns}"] = (t, time.monotonic())
-            flips[ns] = runs
-            note(f"flips of {ns}: p50 {ms(pct([r['first'] for r in runs], 50))} ms, "
-                 f"p99 {ms(pct([r['first'] for r in runs], 99))} ms")
+        flips = run_flips(host, server.port, info, args.flips, windows)
         if spy is not None:
             profiles["flips"] = spy.stop()
             spy = None
@@ -808,18 +909,12 @@ def cmd_scale(args: argparse.Namespace, scratch: str, src: str, label: str) -> t
     finally:
         if spy is not None:
             spy.stop()
-        probe_stop.set()
-        got = probe_conn.recv() if probe_conn.poll(10) else None
+        samples = probe.finish()
         if server is not None:
             server.stop()
         host.stop()
-        probe.join(5)
-    if got is None:
+    if samples is None:
         raise SystemExit("the probe sent no results")
-    sent, lats = array.array("d"), array.array("d")
-    sent.frombytes(got[0])
-    lats.frombytes(got[1])
-    samples = list(zip(sent, lats, strict=True))
     return report_scale(args, res, info, windows, samples, profiles, label)
 
 
@@ -866,13 +961,15 @@ def wait_relisted(server: Dnsrewrite, since: float, timeout: float) -> float:
     raise SystemExit("relist not processed in time")
 
 
-def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
-                 samples: list[tuple[float, float]], profiles: dict[str, str],
-                 label: str) -> tuple[str, str]:
+PROBE_HEAD = ("window", "s", "probes", "lost", "p50 ms", "p99 ms", "max ms", "> 50 ms",
+              "gc during max ms", "gc max pause ms", "gen-2 gcs")
+
+
+def probe_rows(windows: dict[str, tuple[float, float]], samples: list[tuple[float, float]],
+               gc_pauses: list[tuple[float, float, int]]) -> list[tuple[str, ...]]:
+    """One PROBE_HEAD row per window: the probe's replies and the gc pauses (start,
+    seconds, generation) in it."""
     rows = []
-    gc_pauses = res["gc"]
-    stall: dict[str, float] = {}
-    lost: dict[str, int] = {}
     for name, (start, end) in windows.items():
         replies = [(t, v) for t, v in samples if start <= t <= end]
         lat = [v for _, v in replies]
@@ -886,32 +983,46 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
                            if not math.isnan(worst) and s < worst_at + span
                            and s + p > worst_at)
         over = sum(1 for v in lat if v > 0.05)
-        stall[name] = worst
-        lost[name] = sum(math.isinf(v) for v in lat)
         rows.append((name, f"{end - start:.1f}", str(len(lat)),
                      str(sum(math.isinf(v) for v in lat)), ms(pct(lat, 50)), ms(pct(lat, 99)),
                      ms(worst), str(over), ms(during_worst), ms(max(in_window, default=0.0)),
                      str(len(gen2))))
-    stall_table = table(("window", "s", "probes", "lost", "p50 ms", "p99 ms", "max ms",
-                         "> 50 ms", "gc during max ms", "gc max pause ms", "gen-2 gcs"), rows)
-    flip_rows = []
-    flip_p99 = {}
-    for ns, runs in res["flips"].items():
-        n = info["counts"][ns]
+    return rows
+
+
+def flip_table(flips: dict[str, list[dict[str, Any]]], counts: dict[str, int],
+               publishes: dict[str, list[float]] | None = None) -> str:
+    rows = []
+    for ns, runs in flips.items():
+        n = counts[ns]
         first = [r["first"] for r in runs]
-        flip_p99[n] = pct(first, 99)
-        pubs = res["flip_publishes"].get(ns, [])
-        flip_rows.append((f"{n} ({ns})", "first polled Service", str(len(first)),
-                          ms(pct(first, 50)), ms(pct(first, 99)), ms(max(first)),
-                          f"publish p50 {ms(pct(pubs, 50))} ms" if pubs else ""))
+        pubs = (publishes or {}).get(ns, [])
+        rows.append((f"{n} ({ns})", "first polled Service", str(len(first)),
+                     ms(pct(first, 50)), ms(pct(first, 99)), ms(max(first)),
+                     f"publish p50 {ms(pct(pubs, 50))} ms" if pubs else ""))
         if runs and "last" in runs[0]:
             last = [r["last"] for r in runs]
             stragglers = sum(r["stragglers"] for r in runs)
-            flip_rows.append((f"{n} ({ns})", f"last of {runs[0]['sampled']} sampled",
-                              str(len(last)), ms(pct(last, 50)), ms(pct(last, 99)),
-                              ms(max(last)), f"{stragglers} unflipped when first checked"))
-    flip_table = table(("Services flipped", "until", "flips", "p50 ms", "p99 ms", "max ms",
-                        "note"), flip_rows)
+            rows.append((f"{n} ({ns})", f"last of {runs[0]['sampled']} sampled",
+                         str(len(last)), ms(pct(last, 50)), ms(pct(last, 99)),
+                         ms(max(last)), f"{stragglers} unflipped when first checked"))
+    return table(("Services flipped", "until", "flips", "p50 ms", "p99 ms", "max ms", "note"),
+                 rows)
+
+
+FLIPS_TEXT = ("Namespace flips (enroll/unenroll alternating; from `update(namespace)` on the "
+              "fake API to the changed A answer, polled every 1 ms from the fake API's "
+              "process; p99 of {} flips is their maximum):")
+
+
+def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
+                 samples: list[tuple[float, float]], profiles: dict[str, str],
+                 label: str) -> tuple[str, str]:
+    gc_pauses = res["gc"]
+    stall_table = table(PROBE_HEAD, probe_rows(windows, samples, gc_pauses))
+    relist = [v for t, v in samples if windows["relist"][0] <= t <= windows["relist"][1]]
+    flip_p99 = {info["counts"][ns]: pct([r["first"] for r in runs], 99)
+                for ns, runs in res["flips"].items()}
     mb = lambda kb: f"{kb / 1024:.0f}"  # noqa: E731
     rss = res["rss_synced"]["VmRSS"] / 1024
     rss_relist = res["rss_relisted"]["VmRSS"] / 1024
@@ -920,8 +1031,8 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
     conv = ", ".join(f"{k} {v:.2f} s" for k, v in res["list_total"].items())
     relist_pubs = ", ".join(f"{d:.2f} s (CPU {c:.2f} s)" for _, d, c in res["relist_publishes"])
     relist_lists = ", ".join(f"{k} {v:.2f} s" for k, v in res["relist_lists"].items())
-    relist_stall = stall.get("relist", math.nan)
-    relist_lost = lost.get("relist", 0)
+    relist_stall = max(relist, default=math.nan)
+    relist_lost = sum(math.isinf(v) for v in relist)
 
     def stall_text(value: float, n_lost: int) -> str:
         if math.isinf(value):
@@ -982,11 +1093,9 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
         "",
         stall_table,
         "",
-        "Namespace flips (enroll/unenroll alternating; from `update(namespace)` on the fake "
-        "API to the changed A answer, polled every 1 ms from the fake API's process; p99 of "
-        f"{args.flips} flips is their maximum):",
+        FLIPS_TEXT.format(args.flips),
         "",
-        flip_table,
+        flip_table(res["flips"], info["counts"], res["flip_publishes"]),
     ])
     for phase, profile in profiles.items():
         summary += (f"\n\npy-spy of the {phase} phase (`--gil`: 100 samples/s of whichever "
@@ -996,6 +1105,161 @@ def report_scale(args: argparse.Namespace, res: dict, info: dict, windows: dict,
     if profiles:
         title += f" (profiled run: py-spy on {', '.join(profiles)})"
     return title, summary
+
+
+# --- loop (in-process) --------------------------------------------------------------------
+class LoopLag:
+    """Every 5 ms, from a thread, a callback onto the App's loop (call_soon_threadsafe).
+    Two delays: call -> run (the loop's own lag), and intended 5 ms tick -> run, which also
+    counts the time this thread was itself frozen (a gc pause, the GIL held elsewhere)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.samples: list[tuple[float, float]] = []  # (called, call -> run)
+        self.grid: list[tuple[float, float]] = []  # (intended, intended -> run)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loop-lag", daemon=True)
+
+    def _run(self) -> None:
+        def ran(called: float, intended: float) -> None:
+            now = time.monotonic()
+            self.samples.append((called, now - called))
+            self.grid.append((intended, now - intended))
+
+        intended = time.monotonic()
+        while not self._stop.is_set():
+            self.loop.call_soon_threadsafe(ran, time.monotonic(), intended)
+            intended = max(intended + LAG_INTERVAL_S, time.monotonic())
+            self._stop.wait(max(0.0, intended - time.monotonic()))
+
+    def start(self) -> LoopLag:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class GcPauses:
+    """Every cyclic-gc collection in this process: (start, seconds, generation), as the
+    `gc` lines of serve_traced.py."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float, int]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.monotonic()
+        else:
+            self.pauses.append((self._start, time.monotonic() - self._start, info["generation"]))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.callbacks.remove(self)
+
+
+def cmd_loop(args: argparse.Namespace, scratch: str, src: str, label: str) -> tuple[str, str]:
+    import logging
+
+    os.sched_setaffinity(0, {SERVER_CPU})
+    sys.path.insert(0, src)
+    ctx = mp.get_context("spawn")
+    host = RemoteHost(ctx, src)  # the children before this process starts any thread
+    probe = Probe(ctx)
+    server: InProcessApp | None = None
+    lag: LoopLag | None = None
+    windows: dict[str, tuple[float, float]] = {}
+    res: dict[str, Any] = {}
+    log_file = open(os.path.join(scratch, "dnsrewrite.log"), "w")  # noqa: SIM115
+    with GcPauses() as gcp:
+        try:
+            info = load_synthetic(host, args)
+            from dnsrewrite import config, logs
+
+            path, port, _ = write_config(scratch, info["url"], "mesh/gw")
+            cfg = config.load(path)
+            logs.setup(cfg.log_format, cfg.log_level)  # as `serve` logs, to a file
+            logging.getLogger().handlers[0].setStream(log_file)
+            server = InProcessApp(cfg).start()
+            res["ready"] = server.wait_ready(600) - server.started
+            app = server.app
+            note(f"ready {res['ready']:.2f} s after App() started; "
+                 f"{len(app.view.services)} Services in the view")
+
+            # Idle, then a full relist, with the probe and the lag sampler on.
+            lag = LoopLag(server.loop).start()
+            probe.begin(port, info["probe_names"])
+            time.sleep(0.5)
+            t = time.monotonic()
+            time.sleep(3.0)
+            windows["idle"] = (t, time.monotonic())
+            stats = app.kube_source.stats
+            lists_before = dict(stats.lists)
+            t_relist = time.monotonic()
+            res["relist_closed"] = host.call("relist")
+            while not all(stats.lists[k] > lists_before.get(k, 0) for k in KINDS):
+                if time.monotonic() - t_relist > 300:
+                    raise SystemExit("relist not processed in time")
+                time.sleep(0.005)
+            app.writer.submit(lambda builder: None).wait(300)  # the relist is published
+            done = time.monotonic()
+            res["relist_s"] = done - t_relist
+            time.sleep(RELIST_TAIL_S)
+            windows["relist"] = (t_relist, done + RELIST_TAIL_S)
+            note(f"relist: {res['relist_closed']} watches closed; published "
+                 f"{res['relist_s']:.2f} s after the trigger")
+            time.sleep(0.5)
+            res["flips"] = run_flips(host, port, info, args.flips, windows)
+        finally:
+            if lag is not None:
+                lag.stop()
+            samples = probe.finish()
+            if server is not None:
+                server.stop()
+            host.stop()
+            log_file.close()
+    if samples is None or lag is None:
+        raise SystemExit("the probe sent no results")
+    rows = []
+    for row, (start, end) in zip(probe_rows(windows, samples, gcp.pauses), windows.values(),
+                                 strict=True):
+        call_run = [v for t, v in lag.samples if start <= t <= end]
+        tick_run = [v for t, v in lag.grid if start <= t <= end]
+        rows.append((*row, ms(pct(call_run, 99)), ms(max(call_run, default=math.nan)),
+                     ms(max(tick_run, default=math.nan))))
+    head = (*PROBE_HEAD, "loop lag p99 ms", "loop lag max ms", "lag vs 5 ms tick max ms")
+    relist = dict(zip(head, rows[1], strict=True))
+    summary = "\n".join([
+        f"- data: the `scale` cluster at {args.services:,} Services in {args.namespaces:,} "
+        f"namespaces ({info['endpoints']:,} endpoints); dnsrewrite **in-process** (the App on "
+        f"its own event-loop thread, as the tests run it, `scale`'s config: `udp_io: "
+        f"{getattr(cfg, 'udp_io', 'asyncio')}`) in this process pinned to CPU {SERVER_CPU}, "
+        "with the lag sampler and a gc callback; fake API, probe, flip driver: child processes pinned to CPU "
+        f"{CLIENT_CPU}",
+        f"- measured: {label}",
+        f"- ready {res['ready']:.2f} s after `App()` started; relist ({res['relist_closed']} "
+        f"watches closed -> 410 -> list -> replace) published {res['relist_s']:.2f} s after "
+        f"the trigger; during it the loop lagged up to {relist['loop lag max ms']} ms (p99 "
+        f"{relist['loop lag p99 ms']} ms), {relist['lag vs 5 ms tick max ms']} ms counting "
+        f"the sampler's own freezes; the longest probe reply was {relist['max ms']} ms",
+        "",
+        "Probe as in `scale` (UDP, 1 A query / 2 ms); loop lag: a callback put on the App's "
+        "event loop every 5 ms from a thread of this process, call -> run (how long TCP, "
+        "admin and asyncio callbacks wait) and intended tick -> run (also the time the "
+        "sampling thread was frozen: gc, the GIL); gc: every collection in the process:",
+        "",
+        table(head, rows),
+        "",
+        FLIPS_TEXT.format(args.flips),
+        "",
+        flip_table(res["flips"], info["counts"]),
+    ])
+    return f"Event-loop lag: {args.services:,} Services, dnsrewrite in-process", summary
 
 
 # --- churn --------------------------------------------------------------------------------
@@ -1185,22 +1449,13 @@ def cmd_memory(args: argparse.Namespace, scratch: str, src: str, label: str) -> 
     sys.path.insert(0, src)
     ctx = mp.get_context("spawn")
     host = RemoteHost(ctx, src)
-    info = host.call("start_synthetic", args.services, args.namespaces)
-    note(f"fake API: {info['objects']} objects")
-    from dnsrewrite import config, kube  # noqa: F401 - kubernetes imported before the baseline
-    from dnsrewrite.app import App
+    info = load_synthetic(host, args)
+    from dnsrewrite import config, kube  # kubernetes imported before the baseline
+    from dnsrewrite.app import App  # noqa: F401 - so is the App (InProcessApp)
 
     logging.getLogger().handlers[:] = [logging.NullHandler()]
     logging.getLogger().setLevel(logging.INFO)
-    kubeconfig = os.path.join(scratch, "kubeconfig")
-    with open(kubeconfig, "w") as handle:
-        handle.write(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: fake, cluster: {{server: "{info['url']}"}}}}]
-users: [{{name: bench, user: {{token: not-checked}}}}]
-contexts: [{{name: fake, context: {{cluster: fake, user: bench}}}}]
-current-context: fake
-""")
+    kubeconfig = write_kubeconfig(os.path.join(scratch, "kubeconfig"), info["url"])
     cfg = config.load(None, {"listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
                              "rewrite": {"gateway": "mesh/gw", "hold_down_s": 0},
                              "kubernetes": {"kubeconfig": kubeconfig}})
@@ -1216,33 +1471,15 @@ current-context: fake
     rss0 = proc_status(os.getpid())["VmRSS"]
     tracemalloc.start(1)
     snap0 = tracemalloc.take_snapshot()
-    holder: dict[str, Any] = {}
-    loop = asyncio.new_event_loop()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def main() -> None:
-            holder["app"] = App(cfg)
-            await holder["app"].run(install_signals=False)
-
-        loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, name="app", daemon=True)
-    t0 = time.monotonic()
-    thread.start()
-    while "app" not in holder or not holder["app"].ready:
-        time.sleep(0.05)
-        if time.monotonic() - t0 > 900:
-            raise SystemExit("not ready")
-    ready = time.monotonic() - t0
+    server = InProcessApp(cfg).start()
+    ready = server.wait_ready(900) - server.started
     time.sleep(2)
     gc.collect()
     snap1 = tracemalloc.take_snapshot()
     traced, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss1 = proc_status(os.getpid())["VmRSS"]
-    app = holder["app"]
+    app = server.app
     n = args.services
     endpoints = info["endpoints"]
     diff = snap1.compare_to(snap0, "lineno")
@@ -1279,9 +1516,7 @@ current-context: fake
     type_rows = [(f"`{t}`", f"{c:,}", f"{c / n:.2f}", f"{s / 2**20:.1f}", f"{s / n:.0f}",
                   f"{s / c:.0f}")
                  for t, (c, s) in sorted(by_type.items(), key=lambda kv: -kv[1][1])[:15]]
-    app_loop = loop
-    app_loop.call_soon_threadsafe(app.request_stop, False)
-    thread.join(15)
+    server.stop()
     host.stop()
     summary = "\n".join([
         f"- data: {n:,} Services in {args.namespaces:,} namespaces, {endpoints:,} endpoints "
@@ -1331,9 +1566,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     defaults = {"scale": (100_000, 10_000), "churn": (10_000, 1_000),
-                "memory": (20_000, 2_000)}
+                "memory": (20_000, 2_000), "loop": (10_000, 1_000)}
+    helps = {"scale": "`dnsrewrite serve` subprocess: RSS, ready, relist stall, flips",
+             "churn": "dnsperf qps idle vs under EndpointSlice churn",
+             "memory": "in-process under tracemalloc: where the bytes go",
+             "loop": "in-process: event-loop lag beside the probe (relist, flips)"}
     for name, (services, namespaces) in defaults.items():
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, help=helps[name])
         p.add_argument("--services", type=int, default=services)
         p.add_argument("--namespaces", type=int, default=namespaces)
         p.add_argument("--rev", help="measure this git revision instead of the working tree")
@@ -1342,8 +1581,9 @@ def main() -> int:
         p.add_argument("--no-results", action="store_true",
                        help="print only; do not append to benchmarks/RESULTS.md")
         p.add_argument("--keep", action="store_true", help="keep the scratch directory")
-        if name == "scale":
+        if name in ("scale", "loop"):
             p.add_argument("--flips", type=int, default=20)
+        if name == "scale":
             p.add_argument("--py-spy", default="", metavar="PHASES",
                            type=lambda text: [x for x in text.split(",") if x],
                            help="profile these phases (startup,relist,flips) with py-spy, all "
@@ -1365,7 +1605,8 @@ def main() -> int:
     scratch = tempfile.mkdtemp(prefix="scale-bench-")
     try:
         src, label = snapshot_source(args.rev, scratch)
-        handler = {"scale": cmd_scale, "churn": cmd_churn, "memory": cmd_memory}[args.command]
+        handler = {"scale": cmd_scale, "churn": cmd_churn, "memory": cmd_memory,
+                   "loop": cmd_loop}[args.command]
         title, summary = handler(args, scratch, src, label)
     finally:
         if args.keep:

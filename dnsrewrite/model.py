@@ -115,14 +115,16 @@ def canonical_ip(text: Any) -> str:
     """
     if type(text) is str:
         try:  # IPv4 the fast way: inet_pton is strict (no leading zeros, no spaces)
-            return sys.intern(socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text)))
+            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
         except OSError:
             pass
     try:
         address = ipaddress.ip_address(str(text).strip())
         if getattr(address, "scope_id", None):
             raise ValueError("scoped address")
-        return sys.intern(str(address))  # one string per address, however many indexes hold it
+        # Not interned (an intern entry costs 40 bytes per address): the reverse index
+        # keys each IP with the string of the object that holds it.
+        return str(address)
     except ValueError:
         raise ModelError(f"invalid IP address {text!r}") from None
 

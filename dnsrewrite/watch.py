@@ -194,7 +194,7 @@ class ResourceWatcher:
             # cyclic collector's sight, or every young collection during a 100,000-object
             # list would rescan all of them (the writer does the same after a publish).
             gc.freeze()
-        self.writer.submit(_replace(self.kind, objs))
+        self.writer.submit(_replace(self.kind, objs), release_memory=True)
         self.resource_version = rv
         self.stats.lists[self.kind] += 1
         self.stats.last_event = time.time()
