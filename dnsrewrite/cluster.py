@@ -22,7 +22,7 @@ from typing import Any
 
 from dnsrewrite.model import EndpointSlice, Namespace, Port, Service
 from dnsrewrite.policy import Decision, GatewayState, Policy, PolicyInputs, State
-from dnsrewrite.sharded import ShardedMap, ShardedMapEditor
+from dnsrewrite.sharded import ByNamespaceMap, ShardedMap, ShardedMapEditor
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class ServiceEntry:
 @dataclass(frozen=True)
 class ClusterView:
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
-    services: ShardedMap[ServiceKey, ServiceEntry] = field(default_factory=ShardedMap)
+    services: ShardedMap[ServiceKey, ServiceEntry] = field(default_factory=ByNamespaceMap)
     # IP text -> the Services answering with it (see `ptr_names`).
     reverse: ShardedMap[str, Owners] = field(default_factory=ShardedMap)
     generation: int = 0

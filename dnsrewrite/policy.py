@@ -42,6 +42,10 @@ class State(Enum):
     SHADOW = "shadow"
     EXCLUDED = "excluded"
 
+    # Members are singletons compared by identity; Enum's own __hash__ is Python code,
+    # and a publish hashes decisions (with their enums) once per Service.
+    __hash__ = object.__hash__
+
 
 class Rule(Enum):
     NAMESPACE_SELECTOR = "namespace-selector"
@@ -50,6 +54,8 @@ class Rule(Enum):
     PORT_MISMATCH = "port-mismatch"
     GATEWAY_HEALTH = "gateway-health"
     NO_GATEWAY = "no-gateway"
+
+    __hash__ = object.__hash__  # see State
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,9 @@ class Policy:
         }
         self._gateway_keys = frozenset(self.refs.values())
         self._observed_once = False
+        # namespace name -> (the Namespace object, its selector matches); an entry is
+        # used only for the very object it was computed from.
+        self._selections: dict[str, tuple[Namespace, tuple[bool, bool]]] = {}
 
     def inherit(self, old: Policy) -> None:
         """Keep gateway health (hold-down included) across a config reload."""
@@ -200,10 +209,11 @@ class Policy:
         if annotations.get(cfg.bypass_annotation) == "true":
             return Decision(State.REAL, Rule.ANNOTATION,
                             f"service annotation {cfg.bypass_annotation}=true opts it out")
-        if self.enroll.matches(namespace.labels):
+        enrolled, shadowed = self._selected(namespace)
+        if enrolled:
             enrolled_by = (Rule.NAMESPACE_SELECTOR,
                            f"namespace labels match {self.enroll.text!r}")
-        elif self.shadow is not None and self.shadow.matches(namespace.labels):
+        elif shadowed and self.shadow is not None:
             shadow = True
             enrolled_by = (Rule.NAMESPACE_SELECTOR,
                            f"namespace labels match the shadow selector {self.shadow.text!r}")
@@ -219,6 +229,19 @@ class Policy:
                             f"shadow mode: would be {decision.state.value} ({decision.reason})",
                             decision.gateway, (), would=decision.state)
         return decision
+
+    def _selected(self, namespace: Namespace) -> tuple[bool, bool]:
+        """(enroll selector matches, shadow selector matches), once per Namespace object:
+        a namespace's thousand Services share the answer."""
+        held = self._selections.get(namespace.name)
+        if held is not None and held[0] is namespace:
+            return held[1]
+        answer = (self.enroll.matches(namespace.labels),
+                  self.shadow is not None and self.shadow.matches(namespace.labels))
+        if len(self._selections) > 100_000:  # bounded: deleted namespaces leave entries
+            self._selections.clear()
+        self._selections[namespace.name] = (namespace, answer)
+        return answer
 
     def _enrolled(
         self, service: Service, namespace: Namespace, rule: Rule, why: str

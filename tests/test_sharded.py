@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dnsrewrite.sharded import ShardedMap
+from dnsrewrite.sharded import ByNamespaceMap, ShardedMap
 
 
 def test_edits_never_change_the_published_map_and_share_untouched_shards():
@@ -23,3 +23,15 @@ def test_mapping_protocol():
     m = ShardedMap.from_dict({("ns", "a"): 1, ("ns", "b"): 2})
     assert dict(m.items()) == {("ns", "a"): 1, ("ns", "b"): 2}
     assert sorted(m.values()) == [1, 2] and m.get(("x", "y")) is None and len(m) == 2
+
+
+def test_a_namespace_edit_copies_one_shard_of_a_by_namespace_map():
+    base = ByNamespaceMap.from_dict({(f"ns{i % 50}", f"svc{i}"): i for i in range(5000)})
+    editor = base.edit()
+    for i in range(0, 5000, 50):  # every Service of ns0
+        editor[("ns0", f"svc{i}")] = -i
+    after = editor.freeze()
+    assert isinstance(after, ByNamespaceMap) and len(after) == 5000
+    assert after[("ns0", "svc50")] == -50 and base[("ns0", "svc50")] == 50
+    shared = sum(a is b for a, b in zip(base._shards, after._shards, strict=True))
+    assert shared == len(base._shards) - 1
