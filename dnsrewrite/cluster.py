@@ -416,10 +416,13 @@ def _name(slice_: EndpointSlice) -> str:
 
 def _index(reverse: ShardedMapEditor[str, Owners], key: ServiceKey, ips: Iterable[str]) -> None:
     for ip in ips:
-        keys = owner_keys(reverse.get(ip))
-        if key in keys:
+        owners = reverse.get(ip)
+        if owners is None:  # the common case: one Service per IP
+            reverse[ip] = key
             continue
-        reverse[ip] = tuple(sorted((*keys, key))) if keys else key
+        keys = owner_keys(owners)
+        if key not in keys:
+            reverse[ip] = tuple(sorted((*keys, key)))
 
 
 def _unindex(reverse: ShardedMapEditor[str, Owners], key: ServiceKey, ips: Iterable[str]) -> None:

@@ -73,33 +73,34 @@ class ByNamespaceMap(ShardedMap[tuple[str, str], V]):
 class ShardedMapEditor(Generic[K, V]):
     """Writes to a private copy of the shards it touches; reads see its own writes."""
 
-    __slots__ = ("_base_type", "_slot", "_shards", "_copied", "_len")
+    __slots__ = ("_base_type", "_slot", "_shards", "_mine", "_len")
 
     def __init__(self, base: ShardedMap[K, V]) -> None:
         self._base_type = type(base)
         self._slot = base._slot
         self._shards = list(base._shards)
-        self._copied: set[int] = set()
+        self._mine: list[dict[K, V] | None] = [None] * len(self._shards)  # copied shards
         self._len = base._len
 
-    def _writable(self, key: K) -> dict[K, V]:
-        index = self._slot(key)
-        if index not in self._copied:
-            self._shards[index] = dict(self._shards[index])
-            self._copied.add(index)
-        return self._shards[index]
+    def _writable(self, index: int) -> dict[K, V]:
+        shard = self._mine[index]
+        if shard is None:
+            shard = self._mine[index] = self._shards[index] = dict(self._shards[index])
+        return shard
 
     def __setitem__(self, key: K, value: V) -> None:
-        shard = self._writable(key)
+        index = self._slot(key)
+        shard = self._mine[index] or self._writable(index)
         if key not in shard:
             self._len += 1
         shard[key] = value
 
     def pop(self, key: K, default: V | None = None) -> V | None:
-        if key not in self._shards[self._slot(key)]:
+        index = self._slot(key)
+        if key not in self._shards[index]:
             return default
         self._len -= 1
-        return self._writable(key).pop(key)
+        return (self._mine[index] or self._writable(index)).pop(key)
 
     def __getitem__(self, key: K) -> V:
         return self._shards[self._slot(key)][key]
