@@ -234,13 +234,15 @@ class ClusterBuilder:
         """
         if namespaces is not None:
             new_namespaces = {ns.name: ns for ns in namespaces}
-            for name in self.namespaces.keys() - new_namespaces.keys():
+            # Loops, not `keys() - keys()`: one C call over 100,000 keys would hold the
+            # GIL for tens of ms while queries wait; a loop hands it over as it goes.
+            for name in [n for n in self.namespaces if n not in new_namespaces]:
                 self.delete_namespace(name)
             for namespace in new_namespaces.values():
                 self.set_namespace(namespace)
         if services is not None:
             new_services = {(s.namespace, s.name): s for s in services}
-            for key in self.services.keys() - new_services.keys():
+            for key in [k for k in self.services if k not in new_services]:
                 self.delete_service(*key)
             for service in new_services.values():
                 self.set_service(service)
@@ -268,7 +270,7 @@ class ClusterBuilder:
             new[key] = old_group if same else tuple(group)
             if not same:
                 self._dirty_services.add(key)
-        self._dirty_services.update(self.slices.keys() - new.keys())
+        self._dirty_services.update([key for key in self.slices if key not in new])
         self.slices, self._slice_owner = new, owners
 
     def held_equal(self, obj: Namespace | Service | EndpointSlice) -> Any:
