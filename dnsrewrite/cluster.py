@@ -14,6 +14,8 @@ old object wherever the new one is equal.
 
 from __future__ import annotations
 
+import bisect
+import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,7 +24,7 @@ from typing import Any
 
 from dnsrewrite.model import EndpointSlice, Namespace, Port, Service
 from dnsrewrite.policy import Decision, GatewayState, Policy, PolicyInputs, State
-from dnsrewrite.sharded import ByNamespaceMap, ShardedMap, ShardedMapEditor
+from dnsrewrite.sharded import ByNamespaceMap, ShardedMap
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ class ClusterView:
     services: ShardedMap[ServiceKey, ServiceEntry] = field(default_factory=ByNamespaceMap)
     # IP text -> the Services answering with it (see `ptr_names`).
     reverse: ShardedMap[str, Owners] = field(default_factory=ShardedMap)
+    # What partial reverse names need (see `has_addresses_below`): how many indexed
+    # IPs each prefix covers, and the IPv6 addresses of each /64 as sorted suffixes.
+    reverse_prefixes: ShardedMap[str, int] = field(default_factory=ShardedMap)
+    v6_suffixes: ShardedMap[str, tuple[str, ...]] = field(default_factory=ShardedMap)
     generation: int = 0
     serial: int = 0  # SOA serial: unix time of the last change, as CoreDNS
     updated_at: float = 0.0
@@ -133,6 +139,32 @@ def ptr_names(view: ClusterView, ip: str) -> tuple[tuple[str, ...], ...]:
         if t.ip == ip
     }
     return tuple(names)
+
+
+V6_GROUP = 16  # nibbles: a /64, the prefix a node's pods share
+
+
+def has_addresses_below(view: ClusterView, prefix: str) -> bool:
+    """Whether an indexed IP lies under a partial reverse name (`ParsedName.ip` of
+    REVERSE_PARTIAL): then the name is an empty non-terminal, NODATA, not NXDOMAIN
+    (RFC 8020). Counting every IPv6 prefix to 31 nibbles would cost up to 31 entries
+    per address; below a /64 the sorted suffixes of that /64 answer instead."""
+    if prefix.endswith(".") or len(prefix) <= V6_GROUP:
+        return prefix in view.reverse_prefixes
+    suffixes = view.v6_suffixes.get(prefix[:V6_GROUP]) or ()
+    rest = prefix[V6_GROUP:]
+    i = bisect.bisect_left(suffixes, rest)
+    return i < len(suffixes) and suffixes[i].startswith(rest)
+
+
+def _prefixes(ip: str) -> tuple[list[str], tuple[str, str] | None]:
+    """The counted prefixes of `ip`, and for IPv6 its (/64, suffix) pair."""
+    if ":" not in ip:
+        a, b, c, _ = ip.split(".")
+        return [a + ".", f"{a}.{b}.", f"{a}.{b}.{c}."], None
+    nibbles = ipaddress.IPv6Address(ip).exploded.replace(":", "")
+    return ([nibbles[:n] for n in range(1, V6_GROUP + 1)],
+            (nibbles[:V6_GROUP], nibbles[V6_GROUP:]))
 
 
 def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[Target, ...]:
@@ -321,7 +353,7 @@ class ClusterBuilder:
             for name in self._dirty_namespaces:
                 dirty.update(self._keys_by_namespace.get(name, ()))
         entries = old.services.edit()  # copies only the shards this publish touches
-        reverse = old.reverse.edit()
+        reverse = _ReverseEditor(old)
         counts = Counter(old.decisions)
         reverse_changed = False
         for key in dirty:
@@ -345,9 +377,9 @@ class ClusterBuilder:
             if not same_addresses:  # a flip or a gateway change leaves the index alone
                 reverse_changed = True
                 if previous is not None:
-                    _unindex(reverse, key, previous.ips())
+                    reverse.remove(key, previous.ips())
                 if entry is not None:
-                    _index(reverse, key, entry.ips())
+                    reverse.add(key, entry.ips())
         namespaces_changed = bool(self._dirty_namespaces) or everything
         changed = bool(dirty) or namespaces_changed
         generation = old.generation + 1 if changed else old.generation
@@ -364,7 +396,9 @@ class ClusterBuilder:
         self._view = ClusterView(
             namespaces=dict(self.namespaces) if namespaces_changed else old.namespaces,
             services=entries.freeze(),
-            reverse=reverse.freeze(),
+            reverse=reverse.owners.freeze(),
+            reverse_prefixes=reverse.prefixes.freeze(),
+            v6_suffixes=reverse.v6.freeze(),
             generation=generation,
             # The SOA serial moves with global changes only, so that a cached negative
             # answer in one namespace stays byte-identical while another changes.
@@ -416,24 +450,57 @@ def _name(slice_: EndpointSlice) -> str:
     return slice_.name
 
 
-def _index(reverse: ShardedMapEditor[str, Owners], key: ServiceKey, ips: Iterable[str]) -> None:
-    for ip in ips:
-        owners = reverse.get(ip)
-        if owners is None:  # the common case: one Service per IP
-            reverse[ip] = key
-            continue
-        keys = owner_keys(owners)
-        if key not in keys:
-            reverse[ip] = tuple(sorted((*keys, key)))
+class _ReverseEditor:
+    """The reverse index and its prefix maps, edited together during a publish."""
 
+    def __init__(self, old: ClusterView) -> None:
+        self.owners = old.reverse.edit()
+        self.prefixes = old.reverse_prefixes.edit()
+        self.v6 = old.v6_suffixes.edit()
 
-def _unindex(reverse: ShardedMapEditor[str, Owners], key: ServiceKey, ips: Iterable[str]) -> None:
-    for ip in ips:
-        keys = owner_keys(reverse.get(ip))
-        if key not in keys:
-            continue
-        rest = tuple(k for k in keys if k != key)
-        if not rest:
-            reverse.pop(ip, None)
-        else:
-            reverse[ip] = rest if len(rest) > 1 else rest[0]
+    def add(self, key: ServiceKey, ips: Iterable[str]) -> None:
+        owners_map = self.owners
+        for ip in ips:
+            owners = owners_map.get(ip)
+            if owners is None:  # the common case: one Service per IP
+                owners_map[ip] = key
+                self._count(ip, +1)
+                continue
+            keys = owner_keys(owners)
+            if key not in keys:
+                owners_map[ip] = tuple(sorted((*keys, key)))
+
+    def remove(self, key: ServiceKey, ips: Iterable[str]) -> None:
+        owners_map = self.owners
+        for ip in ips:
+            keys = owner_keys(owners_map.get(ip))
+            if key not in keys:
+                continue
+            rest = tuple(k for k in keys if k != key)
+            if not rest:
+                owners_map.pop(ip, None)
+                self._count(ip, -1)
+            else:
+                owners_map[ip] = rest if len(rest) > 1 else rest[0]
+
+    def _count(self, ip: str, step: int) -> None:
+        counted, v6 = _prefixes(ip)
+        prefixes = self.prefixes
+        for prefix in counted:
+            n = (prefixes.get(prefix) or 0) + step
+            if n > 0:
+                prefixes[prefix] = n
+            else:
+                prefixes.pop(prefix, None)
+        if v6 is not None:
+            group, suffix = v6
+            suffixes = self.v6.get(group) or ()
+            i = bisect.bisect_left(suffixes, suffix)
+            if step > 0:
+                self.v6[group] = (*suffixes[:i], suffix, *suffixes[i:])
+            elif suffixes[i:i + 1] == (suffix,):
+                kept = suffixes[:i] + suffixes[i + 1:]
+                if kept:
+                    self.v6[group] = kept
+                else:
+                    self.v6.pop(group, None)

@@ -27,12 +27,10 @@ Where a static zone cannot equal our answers (NSD 4.6 serving the export):
   ``<ns>.pod.<zone>`` exist for us (NODATA) and not in the file (NXDOMAIN).
 * Pod names ``a-b-c-d.<ns>.pod.<zone>`` are synthesized from the query
   (``pods insecure``) and cannot be listed: NXDOMAIN from a static server.
-* Names between a record and the zone that are not Kubernetes names are
-  non-terminals in the file (NODATA) but NXDOMAIN for us, as for CoreDNS:
-  ``_<proto>.<svc>.<ns>.svc`` (under ``_<port>._<proto>...``), ``dns.<zone>``
-  (under ``ns.dns`` when it has glue), and partial reverse names such as
-  ``10.in-addr.arpa``. ``ns.dns.<zone>`` without glue is NODATA for us and
-  absent (NXDOMAIN) from the file.
+* Empty non-terminals between a record and the zone (``_<proto>.<svc>.<ns>.svc``,
+  ``dns.<zone>``, partial reverse names such as ``10.in-addr.arpa``) are NODATA
+  from both (RFC 8020; CoreDNS answers NXDOMAIN). ``ns.dns.<zone>`` without glue
+  is NODATA for us and absent (NXDOMAIN) from the file.
 * ExternalName: we answer SRV with NODATA and chase an in-zone target for
   A/AAAA only, giving the target's answer records without its negative SOA;
   NSD answers the CNAME for every type, chases for every type, and sets

@@ -36,7 +36,10 @@ class ParsedName:
     endpoint: str = ""  # endpoint label, or the pod label
     port: str = ""
     protocol: str = ""
-    ip: str = ""  # for REVERSE
+    # REVERSE: the address. REVERSE_PARTIAL: the prefix the name stands for, as
+    # `cluster.has_addresses_below` reads it: "10.96." for 96.10.in-addr.arpa (IPv4
+    # octets each end with a dot), "fd00" for 0.0.d.f.ip6.arpa (IPv6 nibbles).
+    ip: str = ""
 
 
 def _strip_underscore(label: str) -> str:
@@ -90,15 +93,15 @@ def parse_reverse(labels: tuple[str, ...]) -> ParsedName:
     """Parse a full lowercase name ending in in-addr.arpa or ip6.arpa."""
     if labels[-2:] == ("in-addr", "arpa"):
         octets = labels[:-2]
-        if len(octets) < 4:
-            return ParsedName(Kind.REVERSE_PARTIAL)
+        if len(octets) < 4 and all(_is_octet(o) for o in octets):
+            return ParsedName(Kind.REVERSE_PARTIAL, ip="".join(o + "." for o in reversed(octets)))
         if len(octets) == 4 and all(_is_octet(o) for o in octets):
             return ParsedName(Kind.REVERSE, ip=".".join(reversed(octets)))
         return ParsedName(Kind.INVALID)
     nibbles = labels[:-2]
     if len(nibbles) < 32:
         if all(len(n) == 1 and n in _HEX for n in nibbles):
-            return ParsedName(Kind.REVERSE_PARTIAL)
+            return ParsedName(Kind.REVERSE_PARTIAL, ip="".join(reversed(nibbles)))
         return ParsedName(Kind.INVALID)
     if len(nibbles) == 32 and all(len(n) == 1 and n in _HEX for n in nibbles):
         text = "".join(reversed(nibbles))

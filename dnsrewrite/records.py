@@ -18,7 +18,13 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dnsrewrite.cluster import ClusterView, ServiceEntry, Target, ptr_names
+from dnsrewrite.cluster import (
+    ClusterView,
+    ServiceEntry,
+    Target,
+    has_addresses_below,
+    ptr_names,
+)
 from dnsrewrite.model import Port, ServiceKind
 from dnsrewrite.names import Kind, ParsedName, parse_forward, parse_reverse, pod_ip
 from dnsrewrite.wire import (
@@ -348,9 +354,13 @@ class Resolver:
         if not q.relative:
             return self._apex(view, q)
         p = parse_reverse(q.lower)
+        if p.kind is Kind.REVERSE_PARTIAL and has_addresses_below(view, p.ip):
+            # An empty non-terminal above known addresses: NODATA (RFC 8020; CoreDNS
+            # answers NXDOMAIN, which tells a resolver that nothing below exists).
+            return self.nodata(view, q)
         names = ptr_names(view, p.ip) if p.kind is Kind.REVERSE else None
         if not names:
-            # Unknown addresses and partial names: NXDOMAIN, as CoreDNS (reverse.go).
+            # Unknown addresses, and partial names with none below: NXDOMAIN.
             return self.nxdomain(view, q)
         if q.qtype != PTR:
             return self.nodata(view, q)

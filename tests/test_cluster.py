@@ -1,11 +1,18 @@
 """The builder: relists that change nothing cost nothing, flips leave the reverse index
-alone, and the reverse index follows Services that share an IP."""
+alone, the reverse index follows Services that share an IP, and partial reverse names
+exist exactly while an address lies below them."""
 
 from __future__ import annotations
 
 from dnsrewrite import config
 from dnsrewrite.answer import Answerer
-from dnsrewrite.cluster import ANY_DEP, REVERSE_DEP, ClusterBuilder, ptr_names
+from dnsrewrite.cluster import (
+    ANY_DEP,
+    REVERSE_DEP,
+    ClusterBuilder,
+    has_addresses_below,
+    ptr_names,
+)
 from dnsrewrite.model import endpoint_slice_from_api, namespace_from_api, service_from_api
 from dnsrewrite.policy import Policy
 from tests.dnsclient import ask
@@ -124,3 +131,33 @@ def test_an_endpoint_with_two_addresses_answers_both_under_its_hostname():
         {"addresses": ["10.244.7.1", "10.244.7.2", "10.244.7.1"], "hostname": "db-0"}]))
     assert [(e.address, e.hostname) for e in slice_.endpoints] == [
         ("10.244.7.1", "db-0"), ("10.244.7.2", "db-0")]
+
+
+def test_partial_reverse_names_exist_exactly_while_an_address_lies_below():
+    builder = built(namespaces=1)  # 10.96.0.10 (ClusterIP), 10.244.0.1 and .2
+    builder.set_service(service_from_api(k8s.service(
+        "team-0", "v6", cluster_ips=["fd00:10:96::a"])))
+    view = builder.publish(1001.0)
+    for prefix in ("10.", "10.244.", "10.244.0.", "10.96.0.", "fd00", "fd000010",
+                   "fd00001000960000", "fd000010009600000000000000", "fd00001000960000000000000000000"):
+        assert has_addresses_below(view, prefix), prefix
+    for prefix in ("11.", "10.245.", "10.96.1.", "fd01", "fd00001000960001",
+                   "fd000010009600000000000000b", "fd00001000960000000000000000001"):
+        assert not has_addresses_below(view, prefix), prefix
+    builder.delete_slice("team-0", "web-1")
+    builder.delete_service("team-0", "v6")
+    view = builder.publish(1002.0)
+    assert not has_addresses_below(view, "10.244.")
+    assert not has_addresses_below(view, "fd00")
+    assert has_addresses_below(view, "10.96.0.")
+    assert "fd00001000960000" not in view.v6_suffixes
+
+
+def test_a_partial_reverse_name_is_nodata_above_an_address_and_nxdomain_elsewhere():
+    builder = built(namespaces=1)
+    view = builder.view
+    answerer = Answerer(config.from_mapping({}), lambda: view)
+    assert ask(answerer, "244.10.in-addr.arpa.", "PTR").rcode() == 0  # NODATA
+    assert not ask(answerer, "244.10.in-addr.arpa.", "PTR").answer
+    assert ask(answerer, "245.10.in-addr.arpa.", "PTR").rcode() == 3  # NXDOMAIN
+    assert ask(answerer, "x.10.in-addr.arpa.", "PTR").rcode() == 3

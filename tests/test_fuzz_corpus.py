@@ -254,19 +254,6 @@ def rcode(app: App, labels: list[str], qtype: int = 1) -> int:
     return struct.unpack_from("!H", reply, 2)[0] & 0xF
 
 
-def nxdomain_ent_exception(labels: list[str]) -> bool:
-    """Empty non-terminals still answered NXDOMAIN, as CoreDNS does; see the xfail below.
-
-    Partial reverse names (above full addresses).
-    """
-    lower = [label.lower() for label in labels]
-    if lower[-2:] == ["in-addr", "arpa"]:
-        return 0 < len(lower) - 2 < 4
-    if lower[-2:] == ["ip6", "arpa"]:
-        return 0 < len(lower) - 2 < 32
-    return False
-
-
 @PROPERTY
 @given(labels=in_zone_names())
 def test_below_an_nxdomain_name_everything_is_nxdomain(target: Target, labels: list[str]) -> None:
@@ -279,7 +266,7 @@ def test_below_an_nxdomain_name_everything_is_nxdomain(target: Target, labels: l
         code = rcode(app, name)
         if below_nxdomain is not None:
             assert code == NXDOMAIN, f"{'.'.join(name)} exists below NXDOMAIN {below_nxdomain}"
-        elif code == NXDOMAIN and not nxdomain_ent_exception(name):
+        elif code == NXDOMAIN:
             below_nxdomain = ".".join(name)
 
 
@@ -292,17 +279,11 @@ def test_nxdomain_does_not_depend_on_the_type(target: Target, labels: list[str])
     assert len(set(nx.values())) == 1, f"{'.'.join(labels)}: {nx}"
 
 
-_PARTIAL_REVERSE_XFAIL = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="a partial reverse name is NXDOMAIN, as CoreDNS answers, though an address below "
-           "exists; RFC 8020 wants NODATA (needs a prefix index over all endpoint IPs)")
-
-
 @pytest.mark.parametrize(("empty_non_terminal", "below"), [
     ("dns.cluster.local", "ns.dns.cluster.local"),
     ("_tcp.billing.legacy.svc.cluster.local", "_http._tcp.billing.legacy.svc.cluster.local"),
-    pytest.param("20.96.10.in-addr.arpa", "10.20.96.10.in-addr.arpa",
-                 marks=_PARTIAL_REVERSE_XFAIL),
+    ("20.96.10.in-addr.arpa", "10.20.96.10.in-addr.arpa"),
+    ("10.in-addr.arpa", "10.20.96.10.in-addr.arpa"),
 ])
 def test_an_empty_non_terminal_is_not_nxdomain(target: Target, empty_non_terminal: str,
                                                below: str) -> None:
