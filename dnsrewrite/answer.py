@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from time import perf_counter
 
-from dnsrewrite.cluster import ANY_DEP, REVERSE_DEP, ClusterView
+from dnsrewrite.cluster import ANY_DEP, NO_DEP, REVERSE_DEP, ClusterView
 from dnsrewrite.config import Config, is_reverse_zone
 from dnsrewrite.querystats import QueryStats, StatsRegistry, zone_label
 from dnsrewrite.records import Question, Resolver, Settings
@@ -81,7 +81,7 @@ class Zones:
 
 # (reply bytes after the ID, zone label, qtype, rcode, rewritten: what metrics need on a hit;
 #  global version, dependency, its version: what validity needs)
-CachedReply = tuple[bytes, str, int, int, bool, int, str, int]
+CachedReply = tuple[bytes, str, int, int, bool, int, tuple[str, str], int]
 
 
 class ReplyCache:
@@ -115,16 +115,18 @@ class ReplyCache:
         self._entries[(packet[2:], tcp)] = value
 
 
-def dependency(q: Question, reply: Reply) -> str:
+def dependency(q: Question, reply: Reply) -> tuple[str, str]:
     """Which part of the data a reply read, for the reply cache."""
     if q.reverse:
         return REVERSE_DEP
     relative = q.relative
     if not relative or any(rr.rtype == CNAME for rr in reply.answer):
         return ANY_DEP  # the apex NS reads endpoints; a CNAME chase another namespace
+    if len(relative) >= 3 and relative[-1] == "svc":
+        return (relative[-2], relative[-3])  # <...>.<svc>.<ns>.svc reads that Service only
     if len(relative) >= 2 and relative[-1] in ("svc", "pod"):
-        return relative[-2]  # everything under <ns>.svc / <ns>.pod reads that namespace only
-    return ""  # the grammar alone decided (NXDOMAIN, NODATA, dns-version): global only
+        return (relative[-2], "")  # <ns>.svc and pod names read whether <ns> exists
+    return NO_DEP  # the grammar alone decided (NXDOMAIN, NODATA, dns-version)
 
 
 class Answerer:
@@ -178,7 +180,7 @@ class Answerer:
             header = read_header(packet)
         except Drop:
             return None  # RFC 1035: fewer than 12 bytes or QR=1 has nobody to answer
-        zone, qtype, rcode, rewritten, dep = None, 0, SERVFAIL, False, ""
+        zone, qtype, rcode, rewritten, dep = None, 0, SERVFAIL, False, NO_DEP
         try:
             reply, zone, qtype, rcode, rewritten, dep = self._answer(packet, header, tcp, view)
         except FormErr:
@@ -192,25 +194,25 @@ class Answerer:
         # redo and, keyed on an attacker's bytes, would only fill memory.
         if cache is not None and zone is not None and rcode in (NOERROR, NXDOMAIN):
             cache.put(packet, tcp, (reply[2:], label, qtype, rcode, rewritten,
-                                    view.global_version, dep, view.versions.get(dep, 0)))
+                                    view.global_version, dep, view.versions.get(dep) or 0))
         self.stats.record(label, tcp, family, qtype, rcode, len(packet), len(reply),
                           perf_counter() - started)
         return reply
 
     def _answer(
         self, packet: bytes, header: Header, tcp: bool, view: ClusterView
-    ) -> tuple[bytes, str | None, int, int, bool, str]:
+    ) -> tuple[bytes, str | None, int, int, bool, tuple[str, str]]:
         """(reply, zone, qtype, rcode, rewritten, cache dependency): the gate in order,
         then the lookup."""
         payload = self.payload
         if header.opcode != OPCODE_QUERY:
             # RFC 1035 §4.1.1, RFC 8906 §3.1.4; with an OPT if the query had one (RFC 6891 §7).
             notimp = error_reply(header, NOTIMP, None, _edns_if_any(packet, header), payload)
-            return notimp, None, 0, NOTIMP, False, ""
+            return notimp, None, 0, NOTIMP, False, NO_DEP
         if header.qdcount != 1 or header.ancount or header.nscount:
             # RFC 1035 §4.1.2; RFC 8906 §3.1.3. QDCOUNT 0 + OPT is a cookie probe (RFC 7873 §5.4).
             formerr = error_reply(header, FORMERR, None, _edns_if_any(packet, header), payload)
-            return formerr, None, 0, FORMERR, False, ""
+            return formerr, None, 0, FORMERR, False, NO_DEP
         question = read_question(packet)
         edns = read_edns(packet, header, question.end)  # FormErr: RFC 6891 §6.1.1
         qtype = question.qtype
@@ -218,23 +220,23 @@ class Answerer:
             # RFC 6891 §6.1.3: we speak EDNS version 0 only; checked before the class
             # (NSD query.c order, DESIGN.md).
             badvers = error_reply(header, BADVERS, question, edns, payload)
-            return badvers, None, qtype, BADVERS, False, ""
+            return badvers, None, qtype, BADVERS, False, NO_DEP
         if header.arcount > (edns is not None):
             tsig = tsig_badkey(packet, header, question.end)
             if tsig is not None:
                 # RFC 8945 §5.2.1: signed with a key we do not hold (we hold none).
                 notauth = error_reply(header, NOTAUTH, question, edns, payload, tsig)
-                return notauth, None, qtype, NOTAUTH, False, ""
+                return notauth, None, qtype, NOTAUTH, False, NO_DEP
         if question.qclass != CLASS_IN:
             refused = error_reply(header, REFUSED, question, edns, payload)
-            return refused, None, qtype, REFUSED, False, ""  # only IN is served
+            return refused, None, qtype, REFUSED, False, NO_DEP  # only IN is served
         labels = lower(question.labels)
         zone = self.zones.match(labels)
         if zone is None:
             # Out of our zones, the root NS health check of CoreDNS `forward`
             # included: REFUSED, RA=0, no referral (RFC 8906 §3.1.5; never recursion).
             refused = error_reply(header, REFUSED, question, edns, payload)
-            return refused, None, qtype, REFUSED, False, ""
+            return refused, None, qtype, REFUSED, False, NO_DEP
         zone_size, reverse = zone
         zone_name = ".".join(labels[len(labels) - zone_size :])
         if edns is not None and edns.do:
@@ -242,7 +244,7 @@ class Answerer:
         if qtype in (AXFR, IXFR):
             # No zone transfers.
             refused = error_reply(header, REFUSED, question, edns, payload)
-            return refused, zone_name, qtype, REFUSED, False, ""
+            return refused, zone_name, qtype, REFUSED, False, NO_DEP
         q = Question(question.labels, labels, qtype, zone_size, reverse)
         try:
             reply = self.resolver.resolve(view, q)
@@ -253,7 +255,7 @@ class Answerer:
             self.stats.panics += 1
             log.exception("internal error while answering; replying SERVFAIL")
             failed = error_reply(header, SERVFAIL, question, edns, payload)
-            return failed, zone_name, qtype, SERVFAIL, False, ""
+            return failed, zone_name, qtype, SERVFAIL, False, NO_DEP
         if reply.rewritten:
             self.stats.rewritten += 1  # counted here on a miss, from the cache on a hit
         return wire, zone_name, qtype, reply.rcode, reply.rewritten, dependency(q, reply)

@@ -105,14 +105,16 @@ class ClusterView:
     gateways: Mapping[str, GatewayState] = field(default_factory=dict)
     decisions: Mapping[State, int] = field(default_factory=dict)  # Services per state
     # What the reply cache checks: `global_version` is the generation of the last change
-    # that can affect any answer (a gateway or policy change); `versions` maps a
-    # namespace (or REVERSE_DEP, ANY_DEP) to the generation of its last change since then.
+    # that can affect any answer (a gateway or policy change); `versions` maps a Service
+    # key, (namespace, "") for the namespace itself, REVERSE_DEP or ANY_DEP to the
+    # generation of its last change since then.
     global_version: int = 0
-    versions: Mapping[str, int] = field(default_factory=dict)
+    versions: ShardedMap[ServiceKey, int] = field(default_factory=ByNamespaceMap)
 
 
-REVERSE_DEP = "\x00reverse"  # PTR answers: any change of the reverse index
-ANY_DEP = "\x00any"  # answers that may read anything (apex NS, CNAME chases): any change
+REVERSE_DEP = ("\x00reverse", "")  # PTR answers: any change of the reverse index
+ANY_DEP = ("\x00any", "")  # answers that may read anything (apex NS, CNAME chases)
+NO_DEP = ("", "")  # answers the grammar alone decided: only global changes matter
 
 
 def owner_keys(owners: Owners | None) -> tuple[ServiceKey, ...]:
@@ -384,11 +386,15 @@ class ClusterBuilder:
         changed = bool(dirty) or namespaces_changed
         generation = old.generation + 1 if changed else old.generation
         if everything:
-            global_version, versions = generation, {}
+            global_version, versions = generation, ByNamespaceMap[int]().edit()
         else:
-            global_version, versions = old.global_version, dict(old.versions)
-            for namespace in {key[0] for key in dirty} | self._dirty_namespaces:
-                versions[namespace] = generation
+            # Per Service, not per namespace: 20 changed Services leave the cached
+            # answers of their neighbours valid (copy-on-write: one shard per namespace).
+            global_version, versions = old.global_version, old.versions.edit()
+            for key in dirty:
+                versions[key] = generation
+            for namespace in self._dirty_namespaces:
+                versions[(namespace, "")] = generation
             if reverse_changed:  # PTR names read addresses, names and labels, never decisions
                 versions[REVERSE_DEP] = generation
             if changed:
@@ -409,7 +415,7 @@ class ClusterBuilder:
             gateways=dict(self.policy.gateways),
             decisions={state: n for state, n in counts.items() if n > 0},
             global_version=global_version,
-            versions=versions,
+            versions=versions.freeze(),
         )
         self._dirty_services.clear()
         self._dirty_namespaces.clear()

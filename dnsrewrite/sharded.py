@@ -69,6 +69,10 @@ class ByNamespaceMap(ShardedMap[tuple[str, str], V]):
     def _slot(key: tuple[str, str]) -> int:
         return hash(key[0]) & _MASK
 
+    def get(self, key: tuple[str, str], default: V | None = None) -> V | None:  # type: ignore[override]
+        # Inlined `_slot`: the reply cache checks a version with this on every hit.
+        return self._shards[hash(key[0]) & _MASK].get(key, default)
+
 
 class ShardedMapEditor(Generic[K, V]):
     """Writes to a private copy of the shards it touches; reads see its own writes."""

@@ -59,8 +59,8 @@ def test_a_relist_re_derives_only_what_changed_and_drops_what_is_gone():
     after = builder.publish(2000.0)
     assert after.generation == before.generation + 1
     assert after.global_version == before.global_version  # no global flush of cached replies
-    assert after.versions["team-1"] == after.versions["team-2"] == after.generation
-    assert "team-0" not in after.versions
+    assert after.versions[("team-1", "web")] == after.versions[("team-2", "web")] == after.generation
+    assert ("team-0", "web") not in after.versions
     assert after.services[("team-0", "web")] is before.services[("team-0", "web")]
     assert [t.ip for t in after.services[("team-1", "web")].targets] == ["10.244.1.99"]
     assert ("team-2", "web") not in after.services
@@ -80,7 +80,7 @@ def test_a_namespace_flip_re_decides_without_touching_the_reverse_index():
         "team-1", labels={"dnsrewrite.io/mesh": "enabled"})))
     after = builder.publish(1001.0)
     assert after.generation == before.generation + 1
-    assert after.versions["team-1"] == after.generation
+    assert after.versions[("team-1", "")] == after.versions[("team-1", "web")] == after.generation
     assert after.versions.get(REVERSE_DEP) == before.versions.get(REVERSE_DEP)
     assert after.versions[ANY_DEP] == after.generation
     assert after.reverse._shards == before.reverse._shards  # not one shard copied

@@ -58,7 +58,7 @@ def test_a_hit_patches_only_the_id():
     assert first[2:] == second[2:] and first[:2] == b"\x00\x01" and second[:2] == b"\x00\x02"
 
 
-def test_a_change_in_one_namespace_keeps_the_others_cached_and_never_serves_stale():
+def test_a_change_to_one_service_keeps_the_others_cached_and_never_serves_stale():
     from dnsrewrite.model import service_from_api
     from tests.fakeapi import objects as k8s
 
@@ -76,7 +76,8 @@ def test_a_change_in_one_namespace_keeps_the_others_cached_and_never_serves_stal
     on.writer.submit(lambda b: b.set_service(new)).wait(10)
     cache = on.answerer.cache
     assert cache.get(legacy, False, on.view) is not None  # legacy untouched: still cached
-    assert cache.get(nx, False, on.view) is None  # bookinfo changed: invalidated
+    assert cache.get(reviews, False, on.view) is not None  # its neighbour too
+    assert cache.get(nx, False, on.view) is None  # bookinfo/nope changed: invalidated
     assert cache.get(ptr, False, on.view) is None  # the reverse index changed
     for wire in queries() + [legacy, reviews, nx, ptr]:
         assert on.answerer.answer(wire) == off_answerer.answer(wire)
