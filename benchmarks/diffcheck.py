@@ -19,6 +19,12 @@ Normalized unless --strict, each counted and reported:
 * NSD's apex NS in the authority section of positive answers: NSD adds it when
   `minimal-responses` is off (its default, kept so that NSD adds the A/AAAA of SRV
   targets as we do); it is not data, and CoreDNS and dnsrewrite send none.
+* additional records one server left out for space: where the answers are the same
+  and one server's additional section is a subset of the other's, and its reply
+  (over UDP without EDNS, so 512 bytes at most) has no room for any address record
+  it left out (owner compressed after its first label). RFC 2181 §9 lets a server
+  leave them out without TC; NSD's authority NS takes the room that dnsrewrite uses
+  for more A records, and NSD does not compress against SRV targets.
 
 Exit status 0 when every answer matches, 1 on any difference, 2 on a server that
 does not answer.
@@ -52,6 +58,7 @@ class Answer:
     flags: frozenset[str]
     sections: dict[str, frozenset[Row]]
     tcp: bool
+    size: int  # the UDP reply's length as received (0 after a TCP retry)
 
 
 def parse_addr(text: str) -> tuple[str, int]:
@@ -78,12 +85,19 @@ class Client:
 
     def ask(self, name: str, qtype: str) -> dns.message.Message:
         query = dns.message.make_query(name, qtype, use_edns=False)  # RD=1, as dnsperf
+        wire = query.to_wire()
+        self.sock.settimeout(self.timeout)
         for attempt in range(3):
             try:
-                reply = dns.query.udp(query, self.addr[0], port=self.addr[1],
-                                      timeout=self.timeout, sock=self.sock)
+                self.sock.sendto(wire, self.addr)
+                while True:  # skip a late reply to an earlier, retried query
+                    data = self.sock.recv(65535)
+                    reply = dns.message.from_wire(data)
+                    if reply.id == query.id:
+                        break
+                reply.wire_size = len(data)  # type: ignore[attr-defined]
                 break
-            except dns.exception.Timeout:
+            except TimeoutError:
                 if attempt == 2:
                     raise
         if reply.flags & dns.flags.TC:
@@ -125,7 +139,28 @@ def summarize(reply: dns.message.Message, strict: bool, notes: Counter, is_nsd: 
         sections={"answer": answer, "authority": authority,
                   "additional": rows(reply.additional, strict, notes)},
         tcp=truncated,
+        size=getattr(reply, "wire_size", 0),
     )
+
+
+def address_rr_size(row: Row) -> int:
+    """Bytes of an A/AAAA record whose owner is compressed after its first label (a
+    server need not compress against the SRV target in RDATA, RFC 2782)."""
+    first_label = row[0].split(".")[0]
+    return len(first_label) + 1 + 2 + 10 + (4 if row[2] == "A" else 16)
+
+
+def additional_left_out_for_space(a: Answer, b: Answer) -> bool:
+    """Same answers; one additional section a subset of the other, and no room in
+    that server's UDP reply for any record it left out."""
+    if (a.rcode, a.flags, a.tcp) != (b.rcode, b.flags, b.tcp) or any(
+            a.sections[s] != b.sections[s] for s in ("answer", "authority")):
+        return False
+    small, big = sorted((a, b), key=lambda x: len(x.sections["additional"]))
+    missing = big.sections["additional"] - small.sections["additional"]
+    return (small.sections["additional"] < big.sections["additional"] and not small.tcp
+            and all(r[2] in ("A", "AAAA") for r in missing)
+            and small.size + min(map(address_rr_size, missing)) > 512)
 
 
 def describe(a: Answer, b: Answer) -> list[str]:
@@ -174,10 +209,13 @@ def check(args: argparse.Namespace, queries: list[tuple[str, str]]) -> Result:
         b = summarize(ours.ask(name, qtype), args.strict, notes, is_nsd=False)
         tcp += a.tcp or b.tcp
         diff = describe(a, b)
-        if diff:
+        if diff and not args.strict and additional_left_out_for_space(a, b):
+            notes["additional records left out for space by one server"] += 1
+        elif diff:
             key = shape(name, qtype, diff)
             shapes[key] += 1
-            examples.setdefault(key, (name, qtype, diff))
+            examples.setdefault(key, (name, qtype, [
+                *diff, f"reply bytes over UDP (0: TCP): nsd {a.size}, dnsrewrite {b.size}"]))
     return notes, shapes, examples, tcp
 
 
@@ -233,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             with multiprocessing.Pool(jobs) as pool:
                 results = pool.starmap(check, chunks)
-    except dns.exception.Timeout as err:
+    except (dns.exception.Timeout, TimeoutError) as err:
         print(f"diffcheck: a server did not answer: {err}", file=sys.stderr)
         return 2
     for part_notes, part_shapes, part_examples, part_tcp in results:
