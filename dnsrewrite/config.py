@@ -325,7 +325,8 @@ class Config:
     reply_cache_size: int = field(
         default=100_000,
         metadata=_doc(
-            "Replies kept as bytes for repeated queries (emptied on every data change). "
+            "Replies kept as bytes for repeated queries; an entry is dropped when the "
+            "Service (or namespace) it read changes, and the whole cache when it is full. "
             "0: off.", min=0, max=10_000_000,
         ),
     )
