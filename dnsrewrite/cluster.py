@@ -385,7 +385,9 @@ class ClusterBuilder:
         namespaces_changed = bool(self._dirty_namespaces) or everything
         changed = bool(dirty) or namespaces_changed
         generation = old.generation + 1 if changed else old.generation
-        if everything:
+        # Keys of deleted Services stay in `versions` until a global change; bound them
+        # (Services that come and go under new names would grow it forever).
+        if everything or len(old.versions) > 2 * len(self.services) + 10_000:
             global_version, versions = generation, ByNamespaceMap[int]().edit()
         else:
             # Per Service, not per namespace: 20 changed Services leave the cached

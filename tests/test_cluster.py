@@ -161,3 +161,16 @@ def test_a_partial_reverse_name_is_nodata_above_an_address_and_nxdomain_elsewher
     assert not ask(answerer, "244.10.in-addr.arpa.", "PTR").answer
     assert ask(answerer, "245.10.in-addr.arpa.", "PTR").rcode() == 3  # NXDOMAIN
     assert ask(answerer, "x.10.in-addr.arpa.", "PTR").rcode() == 3
+
+
+def test_versions_of_services_that_came_and_went_are_bounded():
+    builder = built(namespaces=1)
+    first = builder.view.global_version
+    for i in range(12_000):
+        builder.set_service(service_from_api(k8s.service("team-0", f"tmp-{i}")))
+        builder.delete_service("team-0", f"tmp-{i}")
+        if i % 1000 == 999:
+            builder.publish(1000.0 + i)
+    view = builder.view
+    assert view.global_version > first  # one global change reset them
+    assert len(view.versions) <= 2 * len(builder.services) + 10_000 + 1_000  # + one publish
