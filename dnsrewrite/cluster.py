@@ -94,8 +94,9 @@ class ClusterView:
     services: ShardedMap[ServiceKey, ServiceEntry] = field(default_factory=ByNamespaceMap)
     # IP text -> the Services answering with it (see `ptr_names`).
     reverse: ShardedMap[str, Owners] = field(default_factory=ShardedMap)
-    # What partial reverse names need (see `has_addresses_below`): how many indexed
-    # IPs each prefix covers, and the IPv6 addresses of each /64 as sorted suffixes.
+    # What partial reverse names need (see `has_addresses_below`): the prefixes that
+    # hold indexed IPs (with counts, to know when one empties), and the IPv6
+    # addresses of each /64 as sorted suffixes.
     reverse_prefixes: ShardedMap[str, int] = field(default_factory=ShardedMap)
     v6_suffixes: ShardedMap[str, tuple[str, ...]] = field(default_factory=ShardedMap)
     generation: int = 0
@@ -159,14 +160,21 @@ def has_addresses_below(view: ClusterView, prefix: str) -> bool:
     return i < len(suffixes) and suffixes[i].startswith(rest)
 
 
-def _prefixes(ip: str) -> tuple[list[str], tuple[str, str] | None]:
-    """The counted prefixes of `ip`, and for IPv6 its (/64, suffix) pair."""
+def _leaf_prefix(ip: str) -> tuple[str, str | None]:
+    """The longest counted prefix of `ip` (its /24, or its /64 as 16 nibbles), and for
+    IPv6 the suffix kept sorted under that /64."""
     if ":" not in ip:
-        a, b, c, _ = ip.split(".")
-        return [a + ".", f"{a}.{b}.", f"{a}.{b}.{c}."], None
+        return ip.rpartition(".")[0] + ".", None
     nibbles = ipaddress.IPv6Address(ip).exploded.replace(":", "")
-    return ([nibbles[:n] for n in range(1, V6_GROUP + 1)],
-            (nibbles[:V6_GROUP], nibbles[V6_GROUP:]))
+    return nibbles[:V6_GROUP], nibbles[V6_GROUP:]
+
+
+def _parent_prefix(prefix: str) -> str:
+    """One level up ("10.96.0." -> "10.96.", "fd00" -> "fd0"); "" above the top."""
+    if prefix.endswith("."):
+        head = prefix[:-1].rpartition(".")[0]
+        return head + "." if head else ""
+    return prefix[:-1]
 
 
 def service_targets(service: Service, slices: Iterable[EndpointSlice]) -> tuple[Target, ...]:
@@ -492,23 +500,28 @@ class _ReverseEditor:
                 owners_map[ip] = rest if len(rest) > 1 else rest[0]
 
     def _count(self, ip: str, step: int) -> None:
-        counted, v6 = _prefixes(ip)
+        """A leaf prefix counts its IPs; every prefix above counts its present children,
+        so most IPs touch one entry and only a new or emptied prefix climbs further."""
+        leaf, suffix = _leaf_prefix(ip)
         prefixes = self.prefixes
-        for prefix in counted:
+        prefix = leaf
+        while prefix:
             n = (prefixes.get(prefix) or 0) + step
             if n > 0:
                 prefixes[prefix] = n
             else:
                 prefixes.pop(prefix, None)
-        if v6 is not None:
-            group, suffix = v6
-            suffixes = self.v6.get(group) or ()
+            if n != (1 if step > 0 else 0):
+                break  # the parent's count of present children is unchanged
+            prefix = _parent_prefix(prefix)
+        if suffix is not None:
+            suffixes = self.v6.get(leaf) or ()
             i = bisect.bisect_left(suffixes, suffix)
             if step > 0:
-                self.v6[group] = (*suffixes[:i], suffix, *suffixes[i:])
+                self.v6[leaf] = (*suffixes[:i], suffix, *suffixes[i:])
             elif suffixes[i:i + 1] == (suffix,):
                 kept = suffixes[:i] + suffixes[i + 1:]
                 if kept:
-                    self.v6[group] = kept
+                    self.v6[leaf] = kept
                 else:
-                    self.v6.pop(group, None)
+                    self.v6.pop(leaf, None)

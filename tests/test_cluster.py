@@ -174,3 +174,42 @@ def test_versions_of_services_that_came_and_went_are_bounded():
     view = builder.view
     assert view.global_version > first  # one global change reset them
     assert len(view.versions) <= 2 * len(builder.services) + 10_000 + 1_000  # + one publish
+
+
+def test_the_prefix_index_agrees_with_a_scan_of_the_addresses_through_adds_and_removes():
+    import ipaddress
+    import random
+
+    from dnsrewrite.cluster import ClusterView, _ReverseEditor
+
+    rng = random.Random(5)
+    pool = [f"10.{rng.choice((1, 2))}.{rng.randrange(3)}.{rng.randrange(4)}" for _ in range(40)]
+    pool += [f"fd00::{rng.choice((1, 2))}:0:{rng.randrange(3)}:{rng.randrange(4)}" for _ in range(40)]
+    view, held = ClusterView(), set()
+    for step in range(300):
+        editor = _ReverseEditor(view)
+        ip = rng.choice(pool)
+        if ip in held:
+            editor.remove(("ns", "svc"), [ip])
+            held.discard(ip)
+        else:
+            editor.add(("ns", "svc"), [ip])
+            held.add(ip)
+        view = ClusterView(reverse=editor.owners.freeze(), reverse_prefixes=editor.prefixes.freeze(),
+                           v6_suffixes=editor.v6.freeze())
+        if step % 10:
+            continue
+        v4 = [ip.split(".") for ip in held if ":" not in ip]
+        v6 = [ipaddress.IPv6Address(ip).exploded.replace(":", "") for ip in held if ":" in ip]
+        for probe in (rng.choice(pool) for _ in range(10)):
+            if ":" in probe:
+                nibbles = ipaddress.IPv6Address(probe).exploded.replace(":", "")
+                for n in range(1, 32):
+                    want = any(x.startswith(nibbles[:n]) for x in v6)
+                    assert has_addresses_below(view, nibbles[:n]) == want, (nibbles[:n], held)
+            else:
+                octets = probe.split(".")
+                for n in range(1, 4):
+                    want = any(x[:n] == octets[:n] for x in v4)
+                    prefix = "".join(o + "." for o in octets[:n])
+                    assert has_addresses_below(view, prefix) == want, (prefix, held)
