@@ -362,7 +362,7 @@ class ClusterBuilder:
             dirty = set(self._dirty_services)
             for name in self._dirty_namespaces:
                 dirty.update(self._keys_by_namespace.get(name, ()))
-        entries = old.services.edit()  # copies only the shards this publish touches
+        entries = old.services.edit_or_dict()  # copies only the shards this publish touches
         reverse = _ReverseEditor(old)
         counts = Counter(old.decisions)
         reverse_changed = False
@@ -409,12 +409,13 @@ class ClusterBuilder:
                 versions[REVERSE_DEP] = generation
             if changed:
                 versions[ANY_DEP] = generation
+        owners, prefixes, v6_suffixes = reverse.freeze()
         self._view = ClusterView(
             namespaces=dict(self.namespaces) if namespaces_changed else old.namespaces,
-            services=entries.freeze(),
-            reverse=reverse.owners.freeze(),
-            reverse_prefixes=reverse.prefixes.freeze(),
-            v6_suffixes=reverse.v6.freeze(),
+            services=ByNamespaceMap.frozen(entries),
+            reverse=owners,
+            reverse_prefixes=prefixes,
+            v6_suffixes=v6_suffixes,
             generation=generation,
             # The SOA serial moves with global changes only, so that a cached negative
             # answer in one namespace stays byte-identical while another changes.
@@ -470,9 +471,15 @@ class _ReverseEditor:
     """The reverse index and its prefix maps, edited together during a publish."""
 
     def __init__(self, old: ClusterView) -> None:
-        self.owners = old.reverse.edit()
-        self.prefixes = old.reverse_prefixes.edit()
-        self.v6 = old.v6_suffixes.edit()
+        self.owners = old.reverse.edit_or_dict()
+        self.prefixes = old.reverse_prefixes.edit_or_dict()
+        self.v6 = old.v6_suffixes.edit_or_dict()
+
+    def freeze(
+        self,
+    ) -> tuple[ShardedMap[str, Owners], ShardedMap[str, int], ShardedMap[str, tuple[str, ...]]]:
+        return (ShardedMap.frozen(self.owners), ShardedMap.frozen(self.prefixes),
+                ShardedMap.frozen(self.v6))
 
     def add(self, key: ServiceKey, ips: Iterable[str]) -> None:
         owners_map = self.owners

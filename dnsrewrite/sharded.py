@@ -53,10 +53,21 @@ class ShardedMap(Mapping[K, V], Generic[K, V]):
 
     @classmethod
     def from_dict(cls, data: Mapping[K, V]) -> ShardedMap[K, V]:
-        editor: ShardedMapEditor[K, V] = cls().edit()
+        shards: list[dict[K, V]] = [{} for _ in range(_MASK + 1)]
+        slot = cls._slot
         for key, value in data.items():
-            editor[key] = value
-        return editor.freeze()
+            shards[slot(key)][key] = value
+        return cls([shard or _EMPTY for shard in shards], len(data))
+
+    def edit_or_dict(self) -> ShardedMapEditor[K, V] | dict[K, V]:
+        """An editor; or, for an empty map (a first publish, which writes everything),
+        a plain dict, faster to fill and sharded once by `frozen`."""
+        return self.edit() if self._len else {}
+
+    @classmethod
+    def frozen(cls, edited: ShardedMapEditor[K, V] | dict[K, V]) -> ShardedMap[K, V]:
+        """The map `edit_or_dict` gave, written and made immutable."""
+        return edited.freeze() if isinstance(edited, ShardedMapEditor) else cls.from_dict(edited)
 
 
 class ByNamespaceMap(ShardedMap[tuple[str, str], V]):

@@ -195,8 +195,8 @@ def test_the_prefix_index_agrees_with_a_scan_of_the_addresses_through_adds_and_r
         else:
             editor.add(("ns", "svc"), [ip])
             held.add(ip)
-        view = ClusterView(reverse=editor.owners.freeze(), reverse_prefixes=editor.prefixes.freeze(),
-                           v6_suffixes=editor.v6.freeze())
+        owners, prefixes, v6_suffixes = editor.freeze()
+        view = ClusterView(reverse=owners, reverse_prefixes=prefixes, v6_suffixes=v6_suffixes)
         if step % 10:
             continue
         v4 = [ip.split(".") for ip in held if ":" not in ip]
