@@ -292,28 +292,15 @@ class ClusterBuilder:
             self._replace_slices(slices)
 
     def _replace_slices(self, slices: Iterable[EndpointSlice]) -> None:
-        held = {(s.namespace, s.name): s for group in self.slices.values() for s in group}
-        grouped: dict[ServiceKey, list[EndpointSlice]] = {}
-        owners: dict[tuple[str, str], ServiceKey] = {}
+        # Changes applied in place, one slice at a time (`set_slice` ignores an equal
+        # one): a relist builds no second copy of the index, which would leave its
+        # memory scattered among the list's freed objects.
+        listed = set()
         for slice_ in slices:
-            ident = (slice_.namespace, slice_.name)
-            old = held.get(ident)
-            if old is not None and old == slice_:
-                slice_ = old
-            key = (slice_.namespace, slice_.service_name)
-            grouped.setdefault(key, []).append(slice_)
-            owners[ident] = key
-        new: dict[ServiceKey, tuple[EndpointSlice, ...]] = {}
-        for key, group in grouped.items():
-            old_group = self.slices.get(key, ())
-            same = len(old_group) == len(group) and all(
-                a is b for a, b in zip(sorted(old_group, key=_name), sorted(group, key=_name), strict=True)
-            )
-            new[key] = old_group if same else tuple(group)
-            if not same:
-                self._dirty_services.add(key)
-        self._dirty_services.update([key for key in self.slices if key not in new])
-        self.slices, self._slice_owner = new, owners
+            listed.add((slice_.namespace, slice_.name))
+            self.set_slice(slice_)
+        for ident in [i for i in self._slice_owner if i not in listed]:
+            self.delete_slice(*ident)
 
     def held_equal(self, obj: Namespace | Service | EndpointSlice) -> Any:
         """The held object equal to `obj`, else `obj` itself.
@@ -461,10 +448,6 @@ class ClusterBuilder:
             log.info("decision changed", extra={"fields": {
                 "service": f"{key[0]}/{key[1]}", "from": before.state.value,
                 "to": after.state.value, "rule": after.rule.value, "reason": after.reason}})
-
-
-def _name(slice_: EndpointSlice) -> str:
-    return slice_.name
 
 
 class _ReverseEditor:
