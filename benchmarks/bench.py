@@ -314,6 +314,26 @@ class Run:
     rcodes: dict[str, int] = field(default_factory=dict)
 
 
+def read_dnsperf(path: str) -> tuple[list[float], dict[str, int], dict[str, str]]:
+    """What `dnsperf -v` wrote: every answered query's latency in seconds (sorted),
+    replies by rcode (T: timed out, I: interrupted), and the summary lines."""
+    latencies: list[float] = []
+    rcodes: dict[str, int] = {}
+    summary: dict[str, str] = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.startswith("> "):
+                parts = line.split()
+                rcodes[parts[1]] = rcodes.get(parts[1], 0) + 1
+                if parts[1] not in ("T", "I"):
+                    latencies.append(float(parts[-1]))
+            elif ":" in line and line.startswith("  "):
+                key, _, value = line.strip().partition(":")
+                summary[key] = value.split()[0] if value.split() else ""
+    latencies.sort()
+    return latencies, rcodes, summary
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -335,20 +355,7 @@ def dnsperf(server: Server, data: Data, duration: float, clients: int, outstandi
     elapsed = time.monotonic() - started
     cpu = server.cpu_seconds() - cpu_before
     system_after = cpu_times()
-    latencies: list[float] = []
-    rcodes: dict[str, int] = {}
-    summary: dict[str, str] = {}
-    with open(outfile) as handle:
-        for line in handle:
-            if line.startswith("> "):
-                parts = line.split()
-                rcodes[parts[1]] = rcodes.get(parts[1], 0) + 1
-                if parts[1] not in ("T", "I"):
-                    latencies.append(float(parts[-1]))
-            elif ":" in line and line.startswith("  "):
-                key, _, value = line.strip().partition(":")
-                summary[key] = value.split()[0] if value.split() else ""
-    latencies.sort()
+    latencies, rcodes, summary = read_dnsperf(outfile)
     return Run(
         server=server.name,
         offered_qps=rate,

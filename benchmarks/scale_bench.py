@@ -78,6 +78,9 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import bench  # noqa: E402 - the dnsperf runner of throughput.sh, and small helpers
+
 OUT = os.path.join(HERE, "out")
 PY = sys.executable
 SERVER_CPU, CLIENT_CPU = 1, 0
@@ -169,19 +172,6 @@ def proc_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -591,7 +581,7 @@ def write_config(scratch: str, api_url: str, gateway: str,
                  log_level: str = "info") -> tuple[str, int, int]:
     """config.yaml (and kubeconfig) in scratch: dnsrewrite watching the fake API on free
     loopback ports; returns (path, DNS port, admin port)."""
-    port, admin = free_port(), free_port()
+    port, admin = bench.free_port(), bench.free_port()
     kubeconfig = write_kubeconfig(os.path.join(scratch, "kubeconfig"), api_url)
     path = os.path.join(scratch, "config.yaml")
     with open(path, "w") as handle:
@@ -1269,8 +1259,6 @@ def cmd_loop(args: argparse.Namespace, scratch: str, src: str, label: str) -> tu
 
 # --- churn --------------------------------------------------------------------------------
 def cmd_churn(args: argparse.Namespace, scratch: str, src: str, label: str) -> tuple[str, str]:
-    sys.path.insert(0, HERE)
-    import bench  # the dnsperf runner of throughput.sh
 
     data_dir = os.path.join(OUT, f"churn-{args.services}-{args.namespaces}")
     cluster = os.path.join(data_dir, "cluster.json")

@@ -43,6 +43,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from bench import percentile, read_dnsperf  # noqa: E402
 from flood import Server, start_server  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
@@ -60,12 +61,6 @@ def pinned(cpu: str) -> tuple[str, ...]:
         else ()
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def dnsperf(port: int, queries: str, seconds: float, rate: float | None, scratch: str) -> dict:
     cmd = [*pinned("0"), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries,
            "-l", str(seconds), "-c", "4", "-q", "100" if rate is None else "500", "-v"]
@@ -74,20 +69,8 @@ def dnsperf(port: int, queries: str, seconds: float, rate: float | None, scratch
     path = os.path.join(scratch, "dnsperf.out")
     with open(path, "w") as handle:
         subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=True)
-    latencies: list[float] = []
-    summary: dict[str, str] = {}
-    rcodes: dict[str, int] = {}
-    with open(path) as handle:
-        for line in handle:
-            if line.startswith("> "):
-                parts = line.split()
-                rcodes[parts[1]] = rcodes.get(parts[1], 0) + 1
-                if parts[1] not in ("T", "I"):
-                    latencies.append(float(parts[-1]) * 1000)
-            elif line.startswith("  ") and ":" in line:
-                key, _, value = line.strip().partition(":")
-                summary[key] = value.split()[0] if value.split() else ""
-    latencies.sort()
+    seconds, rcodes, summary = read_dnsperf(path)
+    latencies = [s * 1000 for s in seconds]
     return {
         "sent": int(summary["Queries sent"]),
         "completed": int(summary["Queries completed"]),
