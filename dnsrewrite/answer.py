@@ -90,11 +90,12 @@ class ReplyCache:
     The reply is a pure function of (query bytes but ID, transport, data,
     config), so a hit only patches the ID: the client's casing, EDNS options
     and flags are all part of the key. Each entry remembers which part of the
-    data it read (its namespace, the reverse index, or anything) and that
-    part's version; a hit is served only while both that version and the
-    view's global version are unchanged, so a change in one namespace leaves
-    the others' entries valid and no entry is ever stale. Bounded: when full
-    it is emptied, which keeps the hot path a single length test.
+    data it read (its Service, its namespace, the reverse index, or anything:
+    see `dependency`) and that part's version; a hit is served only while both
+    that version and the view's global version are unchanged, so a change to
+    one Service leaves the others' entries valid and no entry is ever stale.
+    Bounded: when full it is emptied, which keeps the hot path a single length
+    test.
     """
 
     def __init__(self, max_entries: int) -> None:
